@@ -5,6 +5,8 @@
 //! (pure: no I/O) and later `build` (I/O allowed). Errors carry paths relative to the
 //! component's section; the config crate prefixes them with `receivers.<id>.` and so on.
 
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +59,23 @@ pub struct BuildContext {
     pub hostname: String,
     /// Self-metrics registry, for components with metrics beyond the standard ones.
     pub registry: Arc<Registry>,
+    /// The typed configs of the extensions enabled in `service.extensions`, by extension id.
+    /// A component that references one (`auth: {authenticator: sigv4auth}`) downcasts it.
+    pub extensions: Arc<BTreeMap<String, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl BuildContext {
+    /// The enabled extension `id`, if it exists and is of type `T`.
+    pub fn extension<T: Any + Send + Sync>(&self, id: &str) -> Option<Arc<T>> {
+        self.extensions.get(id)?.clone().downcast::<T>().ok()
+    }
+}
+
+/// An extension type (authenticators, health check): config only; the component or service
+/// that uses it reads it from [`BuildContext::extensions`].
+pub trait ExtensionConfig: DeserializeOwned + Default + Validate + Clone + Send + Sync + 'static {
+    /// The type name in configs (`sigv4auth`, `health_check`).
+    const TYPE: &'static str;
 }
 
 /// A receiver type: its config and how to build it.
@@ -81,6 +100,12 @@ pub trait ExporterConfig: DeserializeOwned + Default + Validate + Clone + Send +
     const TYPE: &'static str;
     /// Builds an exporter.
     fn build(&self, cx: &BuildContext) -> Result<Box<dyn Exporter>, BoxError>;
+
+    /// Extensions this config references, as `(path inside the section, extension id, required
+    /// extension type)`, so the config crate can check they exist and are enabled.
+    fn extension_refs(&self) -> Vec<(String, String, &'static str)> {
+        Vec::new()
+    }
 }
 
 /// Why a duration string was rejected.
