@@ -1,1 +1,5 @@
-//! placeholder
+//! nodetel-host: typed access to this node — /proc and /sys readers and node identity. Facts
+//! only; metric names and semantics live in the receivers.
+#![deny(missing_docs)]
+
+pub mod identity;
