@@ -1,1 +1,3 @@
-//! placeholder
+//! nodetel-exporters: where data leaves a pipeline — the Prometheus pull endpoint, the debug
+//! printer and Prometheus remote write.
+#![deny(missing_docs)]

@@ -1,1 +1,2 @@
-//! placeholder
+//! nodetel-processors: transformations applied to batches inside a pipeline.
+#![deny(missing_docs)]

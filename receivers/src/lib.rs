@@ -1,1 +1,3 @@
-//! placeholder
+//! nodetel-receivers: where data enters a pipeline. Native receivers read this node directly
+//! (`node`); the `prometheus` receiver scrapes endpoints. A receiver never knows an exporter.
+#![deny(missing_docs)]
