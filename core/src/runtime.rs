@@ -67,6 +67,13 @@ impl Default for RuntimeSettings {
     }
 }
 
+/// Every component built once: receivers, each pipeline's processors, exporters.
+type Built = (
+    Vec<Box<dyn Receiver>>,
+    Vec<Vec<Box<dyn Processor>>>,
+    Vec<Box<dyn Exporter>>,
+);
+
 /// A receiver in the graph.
 pub struct ReceiverSpec {
     /// Its id.
@@ -214,16 +221,7 @@ async fn sleep_unless(d: Duration, stop: &CancellationToken) -> bool {
 }
 
 impl Topology {
-    fn build_all(
-        &self,
-    ) -> Result<
-        (
-            Vec<Box<dyn Receiver>>,
-            Vec<Vec<Box<dyn Processor>>>,
-            Vec<Box<dyn Exporter>>,
-        ),
-        StartError,
-    > {
+    fn build_all(&self) -> Result<Built, StartError> {
         let mut errors = Vec::new();
         let mut build = |id: &ComponentId, kind: ComponentKind, r: Result<(), BoxError>| {
             if let Err(e) = r {

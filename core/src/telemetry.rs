@@ -155,6 +155,7 @@ impl QueueTelemetry {
 }
 
 type Family = (&'static str, &'static str, &'static str);
+type QueueFamily = (&'static str, &'static str, &'static str, fn(&QueueTelemetry) -> u64);
 
 const COMPONENT_FAMILIES: [Family; 6] = [
     (
@@ -257,7 +258,7 @@ impl Registry {
             }
         }
         let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let queue_families: [(&str, &str, &str, fn(&QueueTelemetry) -> u64); 3] = [
+        let queue_families: [QueueFamily; 3] = [
             (
                 "nodetel_queue_pushed_batches_total",
                 "counter",

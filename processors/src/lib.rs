@@ -1,2 +1,3 @@
 //! nodetel-processors: transformations applied to batches inside a pipeline.
 #![deny(missing_docs)]
+pub mod batch;
