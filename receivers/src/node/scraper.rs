@@ -1,0 +1,181 @@
+//! Running the enabled collectors: one round, with node_exporter's per-collector success and
+//! duration series, off the async runtime.
+
+use std::sync::{Arc, Mutex, TryLockError};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use nodetel_core::component::{BoxError, Scraper};
+use nodetel_core::{Batch, Labels, MetricMetadata, MetricType};
+
+use super::collectors::{self, Collector};
+use super::config::NodeConfig;
+use super::series::{Context, SeriesFactory, family};
+
+/// Why the node receiver could not be built or could not run a round.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// `job` or `instance` cannot be used as a label value.
+    #[error("cannot build the job/instance labels: {0}")]
+    Labels(#[from] nodetel_core::labels::LabelError),
+    /// The previous round has not finished (a file read is hanging); this round is skipped.
+    #[error("the previous collection is still running; skipping this round")]
+    Busy,
+    /// The blocking collection task panicked or was cancelled.
+    #[error("the collection task failed: {0}")]
+    Task(String),
+}
+
+struct Entry {
+    name: &'static str,
+    collector: Box<dyn Collector>,
+    success: Labels,
+    duration: Labels,
+    failing: bool,
+}
+
+/// The enabled collectors and their cached series; one [`NodeCollector::collect`] is one round.
+///
+/// Collection is synchronous: it reads files under the configured roots.
+pub struct NodeCollector {
+    entries: Vec<Entry>,
+    series: SeriesFactory,
+    buf: String,
+    duration_md: Arc<MetricMetadata>,
+    success_md: Arc<MetricMetadata>,
+    last_len: usize,
+}
+
+impl std::fmt::Debug for NodeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.entries.iter().map(|e| e.name).collect();
+        f.debug_struct("NodeCollector").field("collectors", &names).finish()
+    }
+}
+
+impl NodeCollector {
+    /// Builds the collectors `config` enables, labelling every series with its `job` and
+    /// `instance`. Reads nothing yet.
+    pub fn new(config: &NodeConfig, instance: &str) -> Result<NodeCollector, NodeError> {
+        let paths = config.path.resolve();
+        let mut series = SeriesFactory::new(&config.job, instance)?;
+        let duration_md = family(
+            "node_scrape_collector_duration_seconds",
+            MetricType::Gauge,
+            "node_exporter: Duration of a collector scrape.",
+        );
+        let success_md = family(
+            "node_scrape_collector_success",
+            MetricType::Gauge,
+            "node_exporter: Whether a collector succeeded.",
+        );
+        let mut entries = Vec::new();
+        for name in config.collectors.active() {
+            let Some(reg) = collectors::find(name) else { continue };
+            entries.push(Entry {
+                name,
+                collector: (reg.build)(&paths),
+                success: series.labels(&success_md.family, &[("collector", name)])?,
+                duration: series.labels(&duration_md.family, &[("collector", name)])?,
+                failing: false,
+            });
+        }
+        Ok(NodeCollector {
+            entries,
+            series,
+            buf: String::with_capacity(8192),
+            duration_md,
+            success_md,
+            last_len: 0,
+        })
+    }
+
+    /// The names of the collectors that run.
+    pub fn collector_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.iter().map(|e| e.name)
+    }
+
+    /// Runs every collector once, appending its series to `out` stamped with `timestamp_ms`.
+    ///
+    /// A failing collector contributes only `node_scrape_collector_success{collector} 0`; its
+    /// failure is logged when it starts and when it ends, not every round.
+    pub fn collect(&mut self, timestamp_ms: i64, out: &mut Batch) {
+        out.series.reserve(self.last_len);
+        let start_len = out.series.len();
+        let mut results = Vec::with_capacity(self.entries.len());
+        {
+            let mut cx = Context::new(&mut self.series, &mut self.buf, out, timestamp_ms);
+            for entry in &mut self.entries {
+                let mark = cx.mark();
+                let started = Instant::now();
+                let result = entry.collector.update(&mut cx);
+                let elapsed = started.elapsed().as_secs_f64();
+                match &result {
+                    Ok(()) if entry.failing => {
+                        tracing::info!(collector = entry.name, "Collector recovered.");
+                        entry.failing = false;
+                    }
+                    Ok(()) => {}
+                    Err(error) => {
+                        cx.rollback(mark);
+                        if !entry.failing {
+                            tracing::warn!(
+                                collector = entry.name,
+                                %error,
+                                "Collector failed; reporting node_scrape_collector_success 0 until it recovers."
+                            );
+                            entry.failing = true;
+                        }
+                    }
+                }
+                results.push((result.is_ok(), elapsed));
+            }
+            cx.family(&self.duration_md);
+            cx.family(&self.success_md);
+            for (entry, (ok, elapsed)) in self.entries.iter().zip(&results) {
+                cx.sample(&entry.duration, *elapsed);
+                cx.sample(&entry.success, if *ok { 1.0 } else { 0.0 });
+            }
+        }
+        self.last_len = out.series.len() - start_len;
+    }
+}
+
+/// The [`Scraper`] of the `node` receiver: runs [`NodeCollector::collect`] on a blocking thread
+/// so a slow filesystem never stalls the async runtime.
+#[derive(Debug, Clone)]
+pub struct NodeScraper {
+    inner: Arc<Mutex<NodeCollector>>,
+}
+
+impl NodeScraper {
+    /// Wraps a collector.
+    pub fn new(collector: NodeCollector) -> NodeScraper {
+        NodeScraper {
+            inner: Arc::new(Mutex::new(collector)),
+        }
+    }
+}
+
+#[async_trait]
+impl Scraper for NodeScraper {
+    async fn scrape(&mut self, timestamp_ms: i64, out: &mut Batch) -> Result<(), BoxError> {
+        let inner = self.inner.clone();
+        // If a round times out, its thread keeps the lock until the read returns; later rounds
+        // are skipped instead of piling up threads.
+        let mut batch = tokio::task::spawn_blocking(move || {
+            let mut collector = match inner.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => return Err(NodeError::Busy),
+            };
+            let mut batch = Batch::new();
+            collector.collect(timestamp_ms, &mut batch);
+            Ok(batch)
+        })
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))??;
+        out.append(&mut batch);
+        Ok(())
+    }
+}
