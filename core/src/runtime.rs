@@ -351,6 +351,7 @@ impl Topology {
         receiver_tasks.append(&mut tasks);
         receiver_tasks.extend(exporter_tasks);
 
+        tokio::spawn(sweep_labels(stop_background.clone()));
         let health = Arc::new(Health::default());
         health.set_ready(true);
         Ok(RunningTopology {
@@ -466,6 +467,20 @@ impl RunningTopology {
             return Ok(());
         }
         Err(ShutdownTimedOut { deadline, pending })
+    }
+}
+
+/// Drops interned label pairs no series uses any more, so the table follows the live series.
+async fn sweep_labels(stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let removed = crate::labels::sweep_interned_pairs();
+        tracing::debug!(removed, "Swept unused label pairs.");
     }
 }
 
