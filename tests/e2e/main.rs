@@ -1,1 +1,6 @@
+//! End-to-end tests: run the real `nodetel` binary and talk to it over loopback.
 
+// The binary's commands: run (default config, endpoints, SIGTERM), validate, once.
+mod binary;
+// Shared helpers: spawning the binary, HTTP GETs, free ports.
+mod support;
