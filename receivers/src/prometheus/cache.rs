@@ -1,0 +1,282 @@
+//! The per-target series cache: the raw series text of a line (`name{labels}` exactly as the
+//! target exposes it) to the final, relabeled label set, or to "dropped by
+//! `metric_relabel_configs`".
+//!
+//! A known series costs one hash lookup. Each entry remembers the scrape generation it was last
+//! seen in, which gives duplicate detection within a body, staleness markers for series that
+//! vanished, and eviction of series not seen for [`EVICT_AFTER`] scrapes, all without a second
+//! map. A cache belongs to one target and one config: a changed config builds a new receiver
+//! and therefore new caches, and [`SeriesCache::clear`] drops everything explicitly.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use nodetel_core::sample::stale_nan;
+use nodetel_core::{Batch, Labels, Sample};
+
+/// Entries not seen for this many scrapes are evicted.
+pub const EVICT_AFTER: u32 = 4;
+
+/// One cached series.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The final labels; `None` when metric relabeling dropped the series.
+    pub labels: Option<Labels>,
+    seen: u32,
+    prev_seen: u32,
+    /// The last sample carried its own timestamp: Prometheus writes no staleness marker then.
+    explicit_timestamp: bool,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup<'c> {
+    /// A known series, now marked as seen in this scrape.
+    Hit(&'c Entry),
+    /// The series already appeared earlier in this body.
+    Duplicate,
+    /// Not cached yet: build its labels and call [`SeriesCache::insert`].
+    Miss,
+}
+
+/// A fixed-seed fast hasher: keys are exporter output, and a map is per target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyHasher;
+
+impl BuildHasher for KeyHasher {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+    fn build_hasher(&self) -> Self::Hasher {
+        foldhash::fast::FixedState::with_seed(0x7072_6f6d_6361_6368).build_hasher()
+    }
+}
+
+/// The series cache of one target.
+#[derive(Debug, Default)]
+pub struct SeriesCache {
+    entries: HashMap<Box<[u8]>, Entry, KeyHasher>,
+    generation: u32,
+}
+
+impl SeriesCache {
+    /// An empty cache.
+    pub fn new() -> SeriesCache {
+        SeriesCache::default()
+    }
+
+    /// Number of cached series (kept and dropped).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets every series (no staleness markers are written).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Starts a scrape.
+    pub fn begin(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Looks up a series and marks it seen in this scrape.
+    pub fn lookup(&mut self, key: &[u8], explicit_timestamp: bool) -> Lookup<'_> {
+        let generation = self.generation;
+        match self.entries.get_mut(key) {
+            None => Lookup::Miss,
+            Some(e) if e.seen == generation => Lookup::Duplicate,
+            Some(e) => {
+                e.prev_seen = e.seen;
+                e.seen = generation;
+                e.explicit_timestamp = explicit_timestamp;
+                Lookup::Hit(e)
+            }
+        }
+    }
+
+    /// Caches a new series, seen in this scrape.
+    pub fn insert(&mut self, key: &[u8], labels: Option<Labels>, explicit_timestamp: bool) {
+        self.entries.insert(
+            key.into(),
+            Entry {
+                labels,
+                seen: self.generation,
+                // Rolled back, a new entry reads as long gone: no marker, evicted at once.
+                prev_seen: self.generation.wrapping_sub(EVICT_AFTER + 1),
+                explicit_timestamp,
+            },
+        );
+    }
+
+    /// Undoes the "seen" marks of a scrape that failed part way, so that it counts as a scrape
+    /// that saw nothing.
+    pub fn rollback(&mut self) {
+        let generation = self.generation;
+        for e in self.entries.values_mut() {
+            if e.seen == generation {
+                e.seen = e.prev_seen;
+            }
+        }
+    }
+
+    /// Ends a scrape: appends a staleness marker at `timestamp_ms` for every kept series seen in
+    /// the previous scrape but not in this one, and evicts series not seen for a while.
+    pub fn finish(&mut self, timestamp_ms: i64, out: &mut Batch) {
+        let generation = self.generation;
+        let previous = generation.wrapping_sub(1);
+        self.entries.retain(|_, e| {
+            if e.seen == previous
+                && !e.explicit_timestamp
+                && let Some(labels) = &e.labels
+            {
+                out.push(labels.clone(), Sample::new(timestamp_ms, stale_nan()));
+            }
+            generation.wrapping_sub(e.seen) <= EVICT_AFTER
+        });
+    }
+
+    /// Appends a staleness marker for every kept series of the last scrape (the target went
+    /// away), and starts a new generation so they are not marked twice.
+    pub fn stale_all(&mut self, timestamp_ms: i64, out: &mut Batch) {
+        let generation = self.generation;
+        for e in self.entries.values() {
+            if e.seen == generation
+                && !e.explicit_timestamp
+                && let Some(labels) = &e.labels
+            {
+                out.push(labels.clone(), Sample::new(timestamp_ms, stale_nan()));
+            }
+        }
+        self.generation = self.generation.wrapping_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(name: &str) -> Labels {
+        Labels::from_pairs([("__name__", name)]).unwrap()
+    }
+
+    fn stale_names(out: &Batch) -> Vec<String> {
+        let mut v: Vec<String> = out
+            .series
+            .iter()
+            .inspect(|s| assert!(s.samples[0].is_stale()))
+            .map(|s| s.labels.metric_name().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_known_series_is_a_hit_and_a_repeat_is_a_duplicate() {
+        let mut c = SeriesCache::new();
+        c.begin();
+        assert!(matches!(c.lookup(b"a", false), Lookup::Miss));
+        c.insert(b"a", Some(labels("a")), false);
+        assert!(matches!(c.lookup(b"a", false), Lookup::Duplicate));
+        c.begin();
+        match c.lookup(b"a", false) {
+            Lookup::Hit(e) => assert_eq!(e.labels, Some(labels("a"))),
+            other => panic!("expected a hit, got {other:?}"),
+        }
+        assert!(matches!(c.lookup(b"a", false), Lookup::Duplicate));
+    }
+
+    #[test]
+    fn vanished_series_get_one_staleness_marker() {
+        let mut c = SeriesCache::new();
+        c.begin();
+        for k in ["a", "b", "dropped"] {
+            c.lookup(k.as_bytes(), false);
+            let l = (k != "dropped").then(|| labels(k));
+            c.insert(k.as_bytes(), l, false);
+        }
+        let mut out = Batch::new();
+        c.finish(1, &mut out);
+        assert!(out.is_empty());
+        c.begin();
+        assert!(matches!(c.lookup(b"a", false), Lookup::Hit(_)));
+        c.finish(2, &mut out);
+        assert_eq!(
+            stale_names(&out),
+            ["b"],
+            "b vanished; the dropped series never had a marker"
+        );
+        assert_eq!(out.series[0].samples[0].timestamp_ms, 2);
+        let mut out = Batch::new();
+        c.begin();
+        c.lookup(b"a", false);
+        c.finish(3, &mut out);
+        assert!(out.is_empty(), "b is marked stale only once");
+    }
+
+    #[test]
+    fn series_with_their_own_timestamps_get_no_marker() {
+        let mut c = SeriesCache::new();
+        c.begin();
+        c.insert(b"t", Some(labels("t")), true);
+        let mut out = Batch::new();
+        c.finish(1, &mut out);
+        c.begin();
+        c.finish(2, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_failed_scrape_marks_the_previous_series_stale_once() {
+        let mut c = SeriesCache::new();
+        c.begin();
+        c.insert(b"a", Some(labels("a")), false);
+        c.insert(b"b", Some(labels("b")), false);
+        let mut out = Batch::new();
+        c.finish(1, &mut out);
+        // The next scrape sees "a", then fails.
+        c.begin();
+        c.lookup(b"a", false);
+        c.rollback();
+        c.finish(2, &mut out);
+        assert_eq!(stale_names(&out), ["a", "b"]);
+        // A second failure writes nothing more.
+        let mut out = Batch::new();
+        c.begin();
+        c.rollback();
+        c.finish(3, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn series_unseen_for_a_few_scrapes_are_evicted() {
+        let mut c = SeriesCache::new();
+        c.begin();
+        c.insert(b"old", Some(labels("old")), false);
+        let mut out = Batch::new();
+        for _ in 0..EVICT_AFTER {
+            c.begin();
+            c.finish(0, &mut out);
+            assert_eq!(c.len(), 1);
+        }
+        c.begin();
+        c.finish(0, &mut out);
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn stale_all_marks_the_last_scrape_once() {
+        let mut c = SeriesCache::new();
+        c.begin();
+        c.insert(b"a", Some(labels("a")), false);
+        let mut out = Batch::new();
+        c.stale_all(5, &mut out);
+        assert_eq!(stale_names(&out), ["a"]);
+        let mut out = Batch::new();
+        c.stale_all(6, &mut out);
+        assert!(out.is_empty());
+    }
+}
