@@ -272,7 +272,11 @@ fn telemetry(path: &str, value: Value, errors: &mut Vec<ConfigError>) -> Telemet
             ));
         }
     };
-    check("metrics.level", &doc.metrics.level, &["none", "basic", "normal", "detailed"]);
+    check(
+        "metrics.level",
+        &doc.metrics.level,
+        &["none", "basic", "normal", "detailed"],
+    );
     check("logs.level", &doc.logs.level, &["debug", "info", "warn", "error"]);
     check("logs.encoding", &doc.logs.encoding, &["console", "json"]);
     if let Some(address) = &doc.metrics.address
@@ -371,7 +375,10 @@ mod tests {
 
     fn parse_str(yaml: &str) -> (Document, Vec<String>) {
         let (doc, errors) = parse(serde_yaml_ng::from_str(yaml).unwrap());
-        (doc, errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect())
+        (
+            doc,
+            errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect(),
+        )
     }
 
     #[test]

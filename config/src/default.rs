@@ -1,0 +1,107 @@
+//! The embedded default config, used when nodetel runs without a config file: node metrics on a
+//! local Prometheus endpoint, plus remote write when `AMP_REMOTE_WRITE_URL` is set and this build
+//! has the `prometheusremotewrite` exporter.
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::expand::Env;
+use crate::registry::Components;
+use nodetel_core::ComponentKind;
+
+/// The embedded default config, as YAML.
+pub const DEFAULT_YAML: &str = include_str!("../default.yaml");
+
+/// The variable that turns on remote write in the default config.
+pub const REMOTE_WRITE_URL_VAR: &str = "AMP_REMOTE_WRITE_URL";
+
+const REMOTE_WRITE: &str = "prometheusremotewrite";
+const SIGV4: &str = "sigv4auth";
+
+/// Adds remote write to the default document when the environment asks for it; returns the
+/// warnings for what could not be honoured.
+pub(crate) fn apply_environment(doc: &mut Value, env: Env<'_>, components: &Components) -> Vec<String> {
+    let Some(url) = env(REMOTE_WRITE_URL_VAR).filter(|u| !u.trim().is_empty()) else {
+        return Vec::new();
+    };
+    if !components.has(ComponentKind::Exporter, REMOTE_WRITE) {
+        return vec![format!(
+            "{REMOTE_WRITE_URL_VAR} is set but this build has no {REMOTE_WRITE} exporter; remote write is off"
+        )];
+    }
+    let mut warnings = Vec::new();
+    let region = amp_region(&url);
+    let sign = region.is_some() && components.has(ComponentKind::Extension, SIGV4);
+    if region.is_some() && !sign {
+        warnings.push(format!(
+            "{REMOTE_WRITE_URL_VAR} names an AMP endpoint but this build has no {SIGV4} extension; requests \
+             are sent unsigned"
+        ));
+    }
+    add_remote_write(doc, url.trim(), region.filter(|_| sign));
+    warnings
+}
+
+/// Adds a `prometheusremotewrite` exporter for `url` to every pipeline, signed with a
+/// `sigv4auth` extension for `region` when one is given.
+pub(crate) fn add_remote_write(doc: &mut Value, url: &str, sigv4_region: Option<&str>) {
+    if !doc.is_mapping() {
+        *doc = Value::Mapping(Mapping::new());
+    }
+    let Value::Mapping(root) = doc else {
+        return;
+    };
+    let mut exporter = Mapping::new();
+    exporter.insert("endpoint".into(), url.into());
+    if let Some(region) = sigv4_region {
+        let mut auth = Mapping::new();
+        auth.insert("authenticator".into(), SIGV4.into());
+        exporter.insert("auth".into(), auth.into());
+        let mut ext = Mapping::new();
+        ext.insert("region".into(), region.into());
+        ext.insert("service".into(), "aps".into());
+        child(root, "extensions").insert(SIGV4.into(), ext.into());
+        list(child(root, "service"), "extensions").push(SIGV4.into());
+    }
+    child(root, "exporters").insert(REMOTE_WRITE.into(), exporter.into());
+    for (_, pipeline) in child(child(root, "service"), "pipelines").iter_mut() {
+        if let Value::Mapping(p) = pipeline {
+            list(p, "exporters").push(REMOTE_WRITE.into());
+        }
+    }
+}
+
+/// The region of an AMP endpoint (`https://aps-workspaces.<region>.amazonaws.com/...`).
+pub(crate) fn amp_region(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split_once(':').map_or(host, |(h, _)| h);
+    let rest = host.strip_prefix("aps-workspaces.")?;
+    let (region, domain) = rest.split_once('.')?;
+    let valid = !region.is_empty() && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    (valid && (domain == "amazonaws.com" || domain == "amazonaws.com.cn")).then_some(region)
+}
+
+/// The mapping under `key`, created (or replacing a value of another kind) when needed.
+fn child<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Mapping {
+    let entry = map.entry(key.into()).or_insert(Value::Null);
+    if !entry.is_mapping() {
+        *entry = Value::Mapping(Mapping::new());
+    }
+    match entry {
+        Value::Mapping(m) => m,
+        _ => unreachable!("BUG: the entry was just made a mapping"),
+    }
+}
+
+/// The list under `key`, created (or replacing a value of another kind) when needed.
+fn list<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Vec<Value> {
+    let entry = map.entry(key.into()).or_insert(Value::Null);
+    if !entry.is_sequence() {
+        *entry = Value::Sequence(Vec::new());
+    }
+    match entry {
+        Value::Sequence(s) => s,
+        _ => unreachable!("BUG: the entry was just made a list"),
+    }
+}
