@@ -4,3 +4,4 @@
 
 pub mod debug;
 pub mod prometheus;
+pub mod remote_write;

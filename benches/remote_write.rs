@@ -1,0 +1,3 @@
+//! Remote write encoding throughput: hand-written encoder against prost, plus snappy and SHA-256.
+
+fn main() {}
