@@ -108,3 +108,8 @@ fn load_value(
     let config = validate::validate(expanded.value, components).map_err(with_lines)?;
     Ok(Loaded { warnings, config })
 }
+
+#[cfg(test)]
+mod test_components;
+#[cfg(test)]
+mod tests;
