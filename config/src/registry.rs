@@ -65,6 +65,8 @@ impl Components {
             .with_processor::<nodetel_processors::batch::BatchConfig>()
             .with_exporter::<nodetel_exporters::debug::DebugConfig>()
             .with_exporter::<nodetel_exporters::prometheus::PrometheusConfig>()
+            .with_exporter::<nodetel_exporters::remote_write::RemoteWriteConfig>()
+            .with_extension::<nodetel_exporters::remote_write::SigV4AuthConfig>()
             .with_extension::<crate::health_check::HealthCheckConfig>();
         c
     }

@@ -174,6 +174,36 @@ fn an_enabled_extension_must_be_defined() {
 }
 
 #[test]
+fn the_remote_write_exporter_needs_its_endpoint_and_an_enabled_authenticator() {
+    // Validation stops at the section for an invalid exporter, so the missing endpoint is the one
+    // error here; with the endpoint set, the extension check follows.
+    assert_eq!(
+        errors_of("extension_not_enabled.yaml"),
+        vec!["exporters.prometheusremotewrite.endpoint: missing; set your AMP remote write URL"]
+    );
+    let errors = load("extension_not_defined_for_exporter.yaml").unwrap_err();
+    assert_eq!(
+        errors.messages(),
+        vec![
+            "exporters.prometheusremotewrite.auth.authenticator: extension \"sigv4auth\" is not defined; add it \
+             under extensions and list it in service.extensions"
+        ]
+    );
+    assert_eq!(errors.0[0].line, Some(7));
+    let text = std::fs::read_to_string(fixture("extension_not_enabled.yaml"))
+        .unwrap()
+        .replace("    auth:", "    endpoint: https://prometheus.example/api/v1/write\n    auth:");
+    let errors = load_str_with(&text, "x.yaml", &no_env, &Components::builtin()).unwrap_err();
+    assert_eq!(
+        errors.messages(),
+        vec![
+            "exporters.prometheusremotewrite.auth.authenticator: extension \"sigv4auth\" is not enabled; add it \
+             to service.extensions"
+        ]
+    );
+}
+
+#[test]
 fn env_references_expand_and_unset_ones_warn() {
     let env = |name: &str| match name {
         "INTERVAL" => Some("30s".to_owned()),
