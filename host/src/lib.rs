@@ -2,6 +2,7 @@
 //! only; metric names and semantics live in the receivers.
 #![deny(missing_docs)]
 
+pub mod gpu;
 pub mod identity;
 pub mod procfs;
 pub mod process;
