@@ -6,3 +6,4 @@ pub mod gpu;
 pub mod identity;
 pub mod procfs;
 pub mod process;
+pub mod slurm;
