@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Builds a Debian package of nodetel with dpkg-deb from an already built binary:
+#
+#   cargo build --release && deploy/deb/build-deb.sh
+#   deploy/deb/build-deb.sh --binary target/x86_64-unknown-linux-musl/release/nodetel
+#
+# The package holds the binary, the systemd unit (not enabled: the site config comes first), the
+# built-in config as /etc/nodetel/config.yaml, an environment file for site settings, the example
+# configs and the HyperPod installer. Prints the path of the .deb it wrote.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+binary="$repo/target/release/nodetel"
+out_dir="$repo/target/deb"
+version=""
+arch=""
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --binary) binary="$2"; shift 2 ;;
+    --out) out_dir="$2"; shift 2 ;;
+    --version) version="$2"; shift 2 ;;
+    --arch) arch="$2"; shift 2 ;;
+    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "build-deb: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+[ -x "$binary" ] || { echo "build-deb: no executable at $binary; build it first (cargo build --release)" >&2; exit 1; }
+command -v dpkg-deb >/dev/null || { echo "build-deb: dpkg-deb is required" >&2; exit 1; }
+
+if [ -z "$version" ]; then
+  # `nodetel --version` prints "nodetel X.Y.Z"; the package version is the binary's own.
+  version="$("$binary" --version | awk '{print $2}')"
+fi
+case "$version" in
+  [0-9]*) ;;
+  *) echo "build-deb: cannot tell the version ('$version'); pass --version" >&2; exit 1 ;;
+esac
+if [ -z "$arch" ]; then
+  case "$(od -An -t x1 -j 18 -N 2 "$binary" | tr -d ' \n')" in
+    3e00) arch=amd64 ;;
+    b700) arch=arm64 ;;
+    *) echo "build-deb: unknown machine type of $binary; pass --arch" >&2; exit 1 ;;
+  esac
+fi
+# A binary with a program interpreter is dynamically linked against glibc (the GPU build); the
+# static musl build needs nothing.
+depends=""
+if LC_ALL=C readelf -l "$binary" 2>/dev/null | grep -q 'Requesting program interpreter'; then
+  depends="libc6 (>= 2.31)"
+fi
+
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+pkg="$stage/nodetel"
+
+install -D -m 0755 "$binary" "$pkg/usr/bin/nodetel"
+install -D -m 0644 "$repo/deploy/systemd/nodetel.service" "$pkg/usr/lib/systemd/system/nodetel.service"
+install -D -m 0644 "$repo/config/default.yaml" "$pkg/etc/nodetel/config.yaml"
+install -d -m 0755 "$pkg/usr/share/nodetel/examples"
+install -m 0644 "$repo"/deploy/configs/*.yaml "$pkg/usr/share/nodetel/examples/"
+install -D -m 0755 "$repo/deploy/hyperpod/install-nodetel.sh" "$pkg/usr/share/nodetel/install-nodetel.sh"
+cat >"$pkg/etc/nodetel/nodetel.env" <<'EOF'
+# Site settings for nodetel.service, read as environment variables by the config.
+# AMP_REMOTE_WRITE_URL=https://aps-workspaces.<region>.amazonaws.com/workspaces/<ws-id>/api/v1/remote_write
+# AWS_REGION=<region>
+EOF
+chmod 0600 "$pkg/etc/nodetel/nodetel.env"
+install -d -m 0755 "$pkg/usr/share/doc/nodetel"
+cat >"$pkg/usr/share/doc/nodetel/copyright" <<'EOF'
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: nodetel
+Source: https://github.com/nodetel/nodetel
+
+Files: *
+Copyright: nodetel contributors
+License: Apache-2.0
+ On Debian systems the full text of the Apache License 2.0 is in
+ /usr/share/common-licenses/Apache-2.0.
+EOF
+
+mkdir -p "$pkg/DEBIAN"
+installed_size="$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)"
+{
+  echo "Package: nodetel"
+  echo "Version: $version"
+  echo "Architecture: $arch"
+  echo "Maintainer: nodetel maintainers <nodetel@users.noreply.github.com>"
+  echo "Section: admin"
+  echo "Priority: optional"
+  echo "Installed-Size: $installed_size"
+  [ -z "$depends" ] || echo "Depends: $depends"
+  echo "Homepage: https://github.com/nodetel/nodetel"
+  echo "Description: per-node telemetry collector for GPU training clusters"
+  echo " One small agent in place of node_exporter, dcgm-exporter, the EFA and Slurm"
+  echo " exporters and an OpenTelemetry Collector: host, GPU, EFA and Slurm metrics with"
+  echo " job and rank labels, OTLP in, Prometheus remote write (SigV4) out."
+} >"$pkg/DEBIAN/control"
+printf '%s\n' /etc/nodetel/config.yaml /etc/nodetel/nodetel.env >"$pkg/DEBIAN/conffiles"
+
+cat >"$pkg/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+# Makes the unit known; does not enable it, because the shipped config only serves metrics on
+# loopback. Put a config in /etc/nodetel/config.yaml (examples in /usr/share/nodetel/examples;
+# on HyperPod, /usr/share/nodetel/install-nodetel.sh writes it) and: systemctl enable --now nodetel
+set -e
+if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
+  systemctl daemon-reload || true
+  if systemctl is-active --quiet nodetel.service; then systemctl restart nodetel.service || true; fi
+fi
+exit 0
+EOF
+cat >"$pkg/DEBIAN/prerm" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+  systemctl disable --now nodetel.service || true
+fi
+exit 0
+EOF
+cat >"$pkg/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+# purge also drops the disk queue; remove keeps it so a reinstall resends what was pending.
+set -e
+if [ "$1" = purge ]; then rm -rf /var/lib/nodetel; fi
+if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+exit 0
+EOF
+chmod 0755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/prerm" "$pkg/DEBIAN/postrm"
+
+mkdir -p "$out_dir"
+deb="$out_dir/nodetel_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$pkg" "$deb" >/dev/null
+echo "$deb"
