@@ -61,12 +61,7 @@ install -D -m 0644 "$repo/config/default.yaml" "$pkg/etc/nodetel/config.yaml"
 install -d -m 0755 "$pkg/usr/share/nodetel/examples"
 install -m 0644 "$repo"/deploy/configs/*.yaml "$pkg/usr/share/nodetel/examples/"
 install -D -m 0755 "$repo/deploy/hyperpod/install-nodetel.sh" "$pkg/usr/share/nodetel/install-nodetel.sh"
-cat >"$pkg/etc/nodetel/nodetel.env" <<'EOF'
-# Site settings for nodetel.service, read as environment variables by the config.
-# AMP_REMOTE_WRITE_URL=https://aps-workspaces.<region>.amazonaws.com/workspaces/<ws-id>/api/v1/remote_write
-# AWS_REGION=<region>
-EOF
-chmod 0600 "$pkg/etc/nodetel/nodetel.env"
+install -m 0600 "$repo/deploy/deb/nodetel.env" "$pkg/etc/nodetel/nodetel.env"
 install -d -m 0755 "$pkg/usr/share/doc/nodetel"
 cat >"$pkg/usr/share/doc/nodetel/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -99,35 +94,7 @@ installed_size="$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)"
 } >"$pkg/DEBIAN/control"
 printf '%s\n' /etc/nodetel/config.yaml /etc/nodetel/nodetel.env >"$pkg/DEBIAN/conffiles"
 
-cat >"$pkg/DEBIAN/postinst" <<'EOF'
-#!/bin/sh
-# Makes the unit known; does not enable it, because the shipped config only serves metrics on
-# loopback. Put a config in /etc/nodetel/config.yaml (examples in /usr/share/nodetel/examples;
-# on HyperPod, /usr/share/nodetel/install-nodetel.sh writes it) and: systemctl enable --now nodetel
-set -e
-if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
-  systemctl daemon-reload || true
-  if systemctl is-active --quiet nodetel.service; then systemctl restart nodetel.service || true; fi
-fi
-exit 0
-EOF
-cat >"$pkg/DEBIAN/prerm" <<'EOF'
-#!/bin/sh
-set -e
-if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-  systemctl disable --now nodetel.service || true
-fi
-exit 0
-EOF
-cat >"$pkg/DEBIAN/postrm" <<'EOF'
-#!/bin/sh
-# purge also drops the disk queue; remove keeps it so a reinstall resends what was pending.
-set -e
-if [ "$1" = purge ]; then rm -rf /var/lib/nodetel; fi
-if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
-exit 0
-EOF
-chmod 0755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/prerm" "$pkg/DEBIAN/postrm"
+install -m 0755 "$repo"/deploy/deb/maintainer-scripts/{postinst,prerm,postrm} "$pkg/DEBIAN/"
 
 mkdir -p "$out_dir"
 deb="$out_dir/nodetel_${version}_${arch}.deb"
