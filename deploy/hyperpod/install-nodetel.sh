@@ -180,6 +180,8 @@ receivers:
   node:
     path:
       rootfs: "${env:NODETEL_ROOTFS:-/}"
+    collectors:
+      disabled: [amazonefa]
   # A second node receiver with only the EFA collector, so EFA series keep job="efa_exporter"
   # as HyperPod's EFA exporter gave them (and host metrics are not collected twice).
   node/efa:
