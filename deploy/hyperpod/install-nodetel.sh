@@ -259,6 +259,9 @@ After=slurmd.service slurmctld.service
 
 [Service]
 Type=simple
+# Slurm's programs (squeue, scontrol, sinfo, sdiag) live in /opt/slurm/bin on HyperPod, which is
+# not on systemd's default PATH.
+Environment=PATH=/opt/slurm/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EnvironmentFile=-/etc/nodetel/nodetel.env
 # A config that does not validate fails the start with every problem in the journal, instead of
 # a restart loop.
