@@ -195,6 +195,10 @@ pub struct RemoteWriteConfig {
     /// How long a shard holds a partial request before sending it (nodetel).
     #[serde(deserialize_with = "duration::deserialize")]
     pub batch_send_deadline: Duration,
+    /// At shutdown, how long shards keep sending before the rest is persisted (with a disk
+    /// queue) or dropped and counted (nodetel). Keep it below `service.shutdown_timeout`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub shutdown_flush_timeout: Duration,
 
     // otelcol keys with no counterpart here: reported by validate() instead of ignored.
     wal: Option<IgnoredAny>,
@@ -243,6 +247,7 @@ impl Default for RemoteWriteConfig {
             shards: ShardsConfig::default(),
             max_samples_per_send: 2000,
             batch_send_deadline: Duration::from_secs(1),
+            shutdown_flush_timeout: Duration::from_secs(5),
             wal: None,
             max_batch_request_parallelism: None,
             disable_scope_info: None,

@@ -163,7 +163,7 @@ impl RemoteWriteExporter {
             min_shards: cfg.min_shards(),
             max_shards: cfg.max_shards(),
             capacity,
-            flush_timeout: cfg.timeout,
+            flush_timeout: cfg.shutdown_flush_timeout,
         };
         // Start replaying right away when built inside the runtime; otherwise at the first export.
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -328,8 +328,8 @@ impl Exporter for RemoteWriteExporter {
     }
 
     async fn shutdown(&mut self) -> Result<(), BoxError> {
-        // Shards flush on close; give them one request timeout, then make retry waits end so
-        // the rest is persisted (or counted as dropped).
+        // Shards flush on close; give them `shutdown_flush_timeout`, then make retry waits end
+        // so the rest is persisted (or counted as dropped).
         let stop = self.shared.stop.clone();
         let timeout = self.flush_timeout;
         let timer = tokio::spawn(async move {
