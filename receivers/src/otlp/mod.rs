@@ -1,0 +1,127 @@
+//! The `otlp` receiver: takes OpenTelemetry metrics over OTLP/gRPC and OTLP/HTTP and turns them
+//! into Prometheus series, the way the OpenTelemetry Collector's Prometheus exporters name them.
+//!
+//! Training scripts report loss, tokens per second and step times through the OpenTelemetry SDK;
+//! this receiver takes them on the node, so they leave with everything else. See [`OtlpConfig`]
+//! for the options and `translate` for the naming and type rules.
+//!
+//! Limits and refusals:
+//! - Bodies (gRPC messages, HTTP bodies before and after gzip) are capped at 4 MiB by default:
+//!   gRPC answers `ResourceExhausted`/`OutOfRange`, HTTP 413.
+//! - Malformed bodies get gRPC `Internal`/`InvalidArgument` or HTTP 400; an unknown
+//!   `Content-Type` gets HTTP 415; traces and logs get gRPC `Unimplemented` or HTTP 404.
+//! - Each refused request is counted in the receiver's `errors` self-metric; data points that
+//!   cannot be translated (exponential histograms, out-of-order delta points) are counted as
+//!   discarded (`rejected`) and reported back in the OTLP partial-success response.
+
+mod attributes;
+mod config;
+mod grpc;
+mod http;
+mod ingest;
+mod names;
+mod translate;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use nodetel_core::component::{BoxError, Receiver, ReceiverContext};
+
+pub use config::{DEFAULT_MAX_BODY_BYTES, GrpcConfig, HttpConfig, OtlpConfig, Protocols, ResourceToTelemetry};
+
+use ingest::Ingest;
+use translate::{Settings, Translator};
+
+/// Why the receiver could not start listening.
+#[derive(Debug, thiserror::Error)]
+#[error("otlp receiver cannot listen for {protocol} on {endpoint}: {source}")]
+pub struct ListenError {
+    protocol: &'static str,
+    endpoint: String,
+    source: std::io::Error,
+}
+
+/// The running receiver. The translator (label caches, delta accumulators) outlives restarts.
+pub struct OtlpReceiver {
+    config: OtlpConfig,
+    translator: Arc<Mutex<Translator>>,
+}
+
+impl std::fmt::Debug for OtlpReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpReceiver").field("config", &self.config).finish()
+    }
+}
+
+impl OtlpReceiver {
+    /// A receiver for a validated config.
+    pub fn new(config: OtlpConfig) -> OtlpReceiver {
+        let translator = Translator::new(Settings::from(&config));
+        OtlpReceiver {
+            config,
+            translator: Arc::new(Mutex::new(translator)),
+        }
+    }
+}
+
+async fn listen(protocol: &'static str, endpoint: &str) -> Result<tokio::net::TcpListener, ListenError> {
+    tokio::net::TcpListener::bind(endpoint)
+        .await
+        .map_err(|source| ListenError {
+            protocol,
+            endpoint: endpoint.to_owned(),
+            source,
+        })
+}
+
+#[async_trait]
+impl Receiver for OtlpReceiver {
+    async fn run(&mut self, cx: ReceiverContext) -> Result<(), BoxError> {
+        let ingest = Arc::new(Ingest::new(self.translator.clone(), cx.output.clone()));
+        // Bind both before serving either, so a taken port fails the start as a whole.
+        let grpc = match &self.config.protocols.grpc {
+            Some(g) => Some((listen("gRPC", &g.endpoint).await?, g.max_recv_msg_size_mib * 1024 * 1024)),
+            None => None,
+        };
+        let http = match &self.config.protocols.http {
+            Some(h) => Some((listen("HTTP", &h.endpoint).await?, h.max_request_body_size)),
+            None => None,
+        };
+        let stop = cx.shutdown.child_token();
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some((listener, max)) = grpc {
+            tracing::info!(endpoint = ?listener.local_addr().ok(), "OTLP/gRPC receiver listening.");
+            let (ingest, stop) = (ingest.clone(), stop.clone());
+            tasks.spawn(async move {
+                grpc::serve(listener, ingest, max, stop)
+                    .await
+                    .map_err(|e| BoxError::from(format!("otlp receiver gRPC server failed: {e}")))
+            });
+        }
+        if let Some((listener, max)) = http {
+            tracing::info!(endpoint = ?listener.local_addr().ok(), "OTLP/HTTP receiver listening.");
+            let (ingest, stop) = (ingest.clone(), stop.clone());
+            tasks.spawn(async move {
+                http::serve(listener, ingest, max, stop).await;
+                Ok(())
+            });
+        }
+        // Either server ending on its own is a failure; stop the other and let the runtime restart.
+        let mut result = Ok(());
+        while let Some(done) = tasks.join_next().await {
+            let outcome = done.map_err(|e| BoxError::from(format!("otlp receiver server task failed: {e}")));
+            if let Err(e) = outcome.and_then(|r| r) {
+                result = Err(e);
+            }
+            if !cx.shutdown.is_cancelled() && result.is_ok() {
+                result = Err("otlp receiver server stopped unexpectedly".into());
+            }
+            stop.cancel();
+        }
+        tracing::info!("OTLP receiver stopped.");
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;
