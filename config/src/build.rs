@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nodetel_core::ComponentId;
 use nodetel_core::config::BuildContext;
 use nodetel_core::runtime::{
     ExporterSpec, Factory, PipelineSpec, ProcessorSpec, ReceiverSpec, RuntimeSettings, Topology,
 };
 use nodetel_core::telemetry::Registry;
-use nodetel_core::ComponentId;
 
 use crate::error::{ConfigError, ConfigErrors};
 use crate::health_check::HealthCheckConfig;
@@ -176,4 +176,111 @@ impl Config {
 fn factory<T: 'static>(build: &BuildFn<T>, cx: BuildContext) -> Factory<T> {
     let build = build.clone();
     Arc::new(move || build(&cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_components::components;
+    use crate::{Components, load_file_with, load_str_with};
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn ids<T>(items: &[T], id: impl Fn(&T) -> &ComponentId) -> Vec<String> {
+        items.iter().map(|x| id(x).to_string()).collect()
+    }
+
+    #[test]
+    fn receivers_and_exporters_are_shared_and_processors_are_per_pipeline() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/valid_full.yaml");
+        let loaded = load_file_with(&path, &no_env, &Components::builtin()).unwrap();
+        let service = loaded
+            .config
+            .build_for_host(Arc::new(Registry::new()), "node-1".into())
+            .unwrap();
+        let t = &service.topology;
+        assert_eq!(ids(&t.receivers, |r| &r.id), vec!["node", "node/fast"]);
+        assert_eq!(t.receivers[0].pipelines, vec![0, 1]);
+        assert_eq!(t.receivers[1].pipelines, vec![1]);
+        // debug/unused is defined but in no pipeline, so it is not part of the graph.
+        assert_eq!(ids(&t.exporters, |e| &e.id), vec!["prometheus", "debug"]);
+        let names: Vec<_> = t.pipelines.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["metrics", "metrics/fast"]);
+        assert_eq!(t.pipelines[0].exporters, vec![0]);
+        assert_eq!(t.pipelines[1].exporters, vec![1, 0]);
+        for p in &t.pipelines {
+            assert_eq!(ids(&p.processors, |x| &x.id), vec!["batch"]);
+        }
+        assert_eq!(t.settings.queue_capacity, 16);
+        assert_eq!(
+            service.settings,
+            ServiceSettings {
+                telemetry_address: "127.0.0.1:18888".into(),
+                telemetry_enabled: true,
+                health_address: Some("127.0.0.1:23133".into()),
+                health_path: "/health".into(),
+                shutdown_timeout: Duration::from_secs(30),
+                log_level: Some("debug".into()),
+                log_encoding: Some("json".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn service_settings_default_when_the_service_section_says_nothing() {
+        let yaml = "receivers: {node: }\nexporters: {debug: }\nservice:\n  telemetry: {metrics: {level: none}}\n  \
+                    pipelines: {metrics: {receivers: [node], exporters: [debug]}}\n";
+        let loaded = load_str_with(yaml, "x.yaml", &no_env, &Components::builtin()).unwrap();
+        let service = loaded.config.build(Arc::new(Registry::new())).unwrap();
+        assert_eq!(
+            service.settings,
+            ServiceSettings {
+                telemetry_address: DEFAULT_TELEMETRY_ADDRESS.into(),
+                telemetry_enabled: false,
+                health_address: Some("127.0.0.1:13133".into()),
+                health_path: "/".into(),
+                shutdown_timeout: Duration::from_secs(10),
+                log_level: None,
+                log_encoding: None,
+            }
+        );
+        assert_eq!(service.topology.settings.queue_capacity, 64);
+    }
+
+    #[tokio::test]
+    async fn factories_get_their_id_the_hostname_and_the_enabled_extensions() {
+        let yaml = "\
+receivers: {node: }
+exporters:
+  refsink/signed: {endpoint: x, auth: {authenticator: refauth/west}}
+  refsink: {endpoint: x}
+extensions:
+  refauth/west: {region: us-west-2}
+  refauth/unused: {region: eu-west-1}
+service:
+  extensions: [refauth/west]
+  pipelines: {metrics: {receivers: [node], exporters: [refsink/signed, refsink]}}
+";
+        let loaded = load_str_with(yaml, "x.yaml", &no_env, &components()).unwrap();
+        let service = loaded
+            .config
+            .build_for_host(Arc::new(Registry::new()), "ip-10-1-2-3".into())
+            .unwrap();
+        let mut built = Vec::new();
+        for spec in &service.topology.exporters {
+            let mut exporter = (spec.factory)().unwrap();
+            // The test exporter reports how it was built as its (permanent) export error.
+            let error = exporter.export(Arc::new(nodetel_core::Batch::new())).await.unwrap_err();
+            built.push(error.to_string());
+        }
+        assert_eq!(
+            built,
+            vec![
+                "permanent: refsink/signed on ip-10-1-2-3 region Some(\"us-west-2\")",
+                "permanent: refsink on ip-10-1-2-3 region None",
+            ]
+        );
+    }
 }

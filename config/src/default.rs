@@ -78,7 +78,10 @@ pub(crate) fn amp_region(url: &str) -> Option<&str> {
     let host = host.split_once(':').map_or(host, |(h, _)| h);
     let rest = host.strip_prefix("aps-workspaces.")?;
     let (region, domain) = rest.split_once('.')?;
-    let valid = !region.is_empty() && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let valid = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     (valid && (domain == "amazonaws.com" || domain == "amazonaws.com.cn")).then_some(region)
 }
 
@@ -103,5 +106,105 @@ fn list<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Vec<Value> {
     match entry {
         Value::Sequence(s) => s,
         _ => unreachable!("BUG: the entry was just made a list"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Components, default_config_with};
+
+    const AMP: &str = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write";
+
+    fn exporters(loaded: &crate::Loaded) -> Vec<String> {
+        loaded.config.pipelines()[0]
+            .exporters
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_default_is_node_metrics_on_a_local_endpoint() {
+        let loaded = default_config_with(&|_| None, &Components::builtin()).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let p = &loaded.config.pipelines()[0];
+        assert_eq!(p.name, "metrics");
+        assert_eq!(p.receivers.iter().map(|r| r.as_str()).collect::<Vec<_>>(), vec!["node"]);
+        assert_eq!(exporters(&loaded), vec!["prometheus"]);
+        assert!(loaded.config.enabled_extensions().is_empty());
+    }
+
+    #[test]
+    fn an_amp_url_adds_signed_remote_write() {
+        let env = |name: &str| (name == REMOTE_WRITE_URL_VAR).then(|| AMP.to_owned());
+        let loaded = default_config_with(&env, &Components::builtin()).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(exporters(&loaded), vec!["prometheus", "prometheusremotewrite"]);
+        let ext: Vec<_> = loaded.config.enabled_extensions().iter().map(|e| e.as_str()).collect();
+        assert_eq!(ext, vec!["sigv4auth"]);
+        loaded.config.build(std::sync::Arc::new(Default::default())).unwrap();
+    }
+
+    #[test]
+    fn another_url_adds_unsigned_remote_write() {
+        let env = |name: &str| (name == REMOTE_WRITE_URL_VAR).then(|| "http://127.0.0.1:9090/api/v1/write".to_owned());
+        let loaded = default_config_with(&env, &Components::builtin()).unwrap();
+        assert_eq!(exporters(&loaded), vec!["prometheus", "prometheusremotewrite"]);
+        assert!(loaded.config.enabled_extensions().is_empty());
+    }
+
+    #[test]
+    fn without_the_exporter_type_the_url_only_warns() {
+        let mut components = Components::new();
+        components
+            .with_receiver::<nodetel_receivers::node::NodeConfig>()
+            .with_exporter::<nodetel_exporters::prometheus::PrometheusConfig>();
+        let env = |name: &str| (name == REMOTE_WRITE_URL_VAR).then(|| AMP.to_owned());
+        let loaded = default_config_with(&env, &components).unwrap();
+        assert_eq!(exporters(&loaded), vec!["prometheus"]);
+        assert_eq!(
+            loaded.warnings,
+            vec![
+                "AMP_REMOTE_WRITE_URL is set but this build has no prometheusremotewrite exporter; remote write is off"
+            ]
+        );
+    }
+
+    #[test]
+    fn remote_write_is_added_to_every_pipeline_with_its_extension() {
+        let mut doc: Value = serde_yaml_ng::from_str(DEFAULT_YAML).unwrap();
+        add_remote_write(&mut doc, AMP, Some("us-east-1"));
+        let expected: Value = serde_yaml_ng::from_str(&format!(
+            "receivers: {{node: }}\nexporters:\n  prometheus: {{endpoint: '127.0.0.1:9464'}}\n  \
+             prometheusremotewrite: {{endpoint: '{AMP}', auth: {{authenticator: sigv4auth}}}}\n\
+             extensions: {{sigv4auth: {{region: us-east-1, service: aps}}}}\n\
+             service:\n  pipelines: {{metrics: {{receivers: [node], exporters: [prometheus, prometheusremotewrite]}}}}\n  \
+             extensions: [sigv4auth]\n"
+        ))
+        .unwrap();
+        assert_eq!(doc, expected);
+    }
+
+    #[test]
+    fn amp_regions_come_from_the_endpoint_host() {
+        assert_eq!(amp_region(AMP), Some("us-east-1"));
+        assert_eq!(
+            amp_region("https://aps-workspaces.eu-central-1.amazonaws.com:443/workspaces/x"),
+            Some("eu-central-1")
+        );
+        assert_eq!(
+            amp_region("https://aps-workspaces.cn-north-1.amazonaws.com.cn/x"),
+            Some("cn-north-1")
+        );
+        for other in [
+            "https://prometheus.example/api/v1/write",
+            "https://aps-workspaces.amazonaws.com/x",
+            "https://aps-workspaces.us-east-1.evil.com/x",
+            "https://example.com/aps-workspaces.us-east-1.amazonaws.com",
+            "",
+        ] {
+            assert_eq!(amp_region(other), None, "{other}");
+        }
     }
 }

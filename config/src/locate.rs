@@ -163,13 +163,19 @@ service:
 
     #[test]
     fn sequence_items_are_found_by_index() {
-        assert_eq!(line_of(DOC, "receivers.prometheus.config.scrape_configs[1].job_name"), Some(9));
+        assert_eq!(
+            line_of(DOC, "receivers.prometheus.config.scrape_configs[1].job_name"),
+            Some(9)
+        );
         assert_eq!(
             line_of(DOC, "receivers.prometheus.config.scrape_configs[1].scrape_interval"),
             Some(10)
         );
         assert_eq!(line_of(DOC, "service.pipelines.metrics.exporters[1]"), Some(21));
-        assert_eq!(line_of(DOC, "receivers.prometheus.config.scrape_configs[0].scrape_interval"), Some(7));
+        assert_eq!(
+            line_of(DOC, "receivers.prometheus.config.scrape_configs[0].scrape_interval"),
+            Some(7)
+        );
         let flush = "list:\n- a: 1\n  b: 2\n- a: 3\nnext: 1\n";
         assert_eq!(line_of(flush, "list[1].a"), Some(4));
         assert_eq!(line_of(flush, "list[0].b"), Some(3));

@@ -53,7 +53,13 @@ impl ExporterConfig for RefSinkConfig {
     fn extension_refs(&self) -> Vec<(String, String, &'static str)> {
         self.auth
             .iter()
-            .map(|a| ("auth.authenticator".to_owned(), a.authenticator.clone(), RefAuthConfig::TYPE))
+            .map(|a| {
+                (
+                    "auth.authenticator".to_owned(),
+                    a.authenticator.clone(),
+                    RefAuthConfig::TYPE,
+                )
+            })
             .collect()
     }
 }

@@ -75,7 +75,8 @@ fn a_typo_in_a_component_key_names_the_key_and_its_line() {
     let e = &errors.0[0];
     assert_eq!(e.path, "exporters.prometheus.endpont");
     assert!(
-        e.message.starts_with("unknown field `endpont`, expected one of `endpoint`"),
+        e.message
+            .starts_with("unknown field `endpont`, expected one of `endpoint`"),
         "{}",
         e.message
     );
@@ -169,7 +170,9 @@ fn traces_pipelines_and_connectors_are_refused() {
 fn an_enabled_extension_must_be_defined() {
     assert_eq!(
         errors_of("extension_not_defined.yaml"),
-        vec!["service.extensions[0]: extension \"health_check\" is not defined in extensions; no extensions are defined"]
+        vec![
+            "service.extensions[0]: extension \"health_check\" is not defined in extensions; no extensions are defined"
+        ]
     );
 }
 
@@ -192,7 +195,10 @@ fn the_remote_write_exporter_needs_its_endpoint_and_an_enabled_authenticator() {
     assert_eq!(errors.0[0].line, Some(7));
     let text = std::fs::read_to_string(fixture("extension_not_enabled.yaml"))
         .unwrap()
-        .replace("    auth:", "    endpoint: https://prometheus.example/api/v1/write\n    auth:");
+        .replace(
+            "    auth:",
+            "    endpoint: https://prometheus.example/api/v1/write\n    auth:",
+        );
     let errors = load_str_with(&text, "x.yaml", &no_env, &Components::builtin()).unwrap_err();
     assert_eq!(
         errors.messages(),
@@ -226,8 +232,10 @@ fn env_references_expand_and_unset_ones_warn() {
     let loaded = load_file_with(&fixture("env_expansion.yaml"), &env, &Components::builtin()).unwrap();
     assert_eq!(
         loaded.warnings,
-        vec!["exporters.prometheus.const_labels.cluster: environment variable CLUSTER is not set; it expands to an \
-              empty string"]
+        vec![
+            "exporters.prometheus.const_labels.cluster: environment variable CLUSTER is not set; it expands to an \
+              empty string"
+        ]
     );
     assert_eq!(loaded.config.queue_capacity, 32);
 }
@@ -247,7 +255,11 @@ fn env_syntax_errors_are_all_reported_before_anything_else() {
         errors.0[0].message,
         "${env:}: the variable name is empty; write ${env:NAME}"
     );
-    assert!(errors.0[1].message.starts_with("unclosed \"${\""), "{}", errors.0[1].message);
+    assert!(
+        errors.0[1].message.starts_with("unclosed \"${\""),
+        "{}",
+        errors.0[1].message
+    );
 }
 
 #[test]
@@ -255,7 +267,11 @@ fn a_file_that_is_not_yaml_or_missing_is_one_error_naming_it() {
     let errors = load("not_yaml.yaml").unwrap_err();
     assert_eq!(errors.0.len(), 1);
     assert!(errors.0[0].path.ends_with("not_yaml.yaml"), "{}", errors.0[0].path);
-    assert!(errors.0[0].message.starts_with("not valid YAML: "), "{}", errors.0[0].message);
+    assert!(
+        errors.0[0].message.starts_with("not valid YAML: "),
+        "{}",
+        errors.0[0].message
+    );
     assert!(errors.0[0].message.contains("line "), "{}", errors.0[0].message);
 
     let errors = load("does_not_exist.yaml").unwrap_err();
@@ -324,7 +340,10 @@ fn the_hyperpod_collector_config_parses() {
         Ok(loaded) => {
             assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
             let service = loaded.config.build(Arc::new(Registry::new())).unwrap();
-            assert_eq!(format!("{:?}", service.topology.exporters[0].id), "\"prometheusremotewrite\"");
+            assert_eq!(
+                format!("{:?}", service.topology.exporters[0].id),
+                "\"prometheusremotewrite\""
+            );
         }
         Err(errors) => {
             assert_eq!(errors_besides_missing_types(&errors, &components), Vec::<String>::new());
