@@ -4,6 +4,7 @@
 
 pub mod gpu;
 pub mod identity;
-pub mod procfs;
 pub mod process;
+pub mod procfs;
+pub mod sysfs;
 pub mod slurm;
