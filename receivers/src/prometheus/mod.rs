@@ -6,9 +6,17 @@
 //! - [`process`]: one body to series (cache, target labels, metric relabeling, limits).
 
 pub mod cache;
+pub mod config;
+pub mod file_sd;
 mod md5;
 pub mod parser;
 pub mod process;
+pub mod receiver;
 pub mod relabel;
+pub mod scrape;
 pub mod series_text;
+pub mod target;
 pub mod value;
+
+pub use config::PrometheusConfig;
+pub use receiver::PrometheusReceiver;

@@ -164,16 +164,17 @@ impl SeriesProcessor {
             Err(e) => {
                 out.series.truncate(series_mark);
                 out.metadata.truncate(meta_mark);
-                self.fail(timestamp_ms, out);
+                self.cache.rollback();
+                self.cache.finish(timestamp_ms, out);
                 Err(e)
             }
         }
     }
 
-    /// Records a scrape that failed before any body was processed (or part way through one):
+    /// Records a scrape that failed before there was a body to process (HTTP error, timeout):
     /// every series of the previous successful scrape gets a staleness marker, once.
     pub fn fail(&mut self, timestamp_ms: i64, out: &mut Batch) {
-        self.cache.rollback();
+        self.cache.begin();
         self.cache.finish(timestamp_ms, out);
     }
 
