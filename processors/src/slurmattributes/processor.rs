@@ -1,0 +1,320 @@
+//! The processor: adds the snapshot's labels to each series, caching the result per input label
+//! set and snapshot epoch so a steady stream costs one hash lookup per series.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nodetel_core::labels::LabelError;
+use nodetel_core::{Batch, BoxError, Labels, Processor, ProcessorContext};
+use nodetel_host::slurm::CommandRunner;
+
+use super::config::SlurmAttributesConfig;
+use super::refresher::{RefreshReport, Refresher, SharedSnapshot};
+use super::snapshot::Snapshot;
+
+/// Past this many cached label sets the cache is dropped and rebuilt (bounds memory under churn).
+const MAX_CACHE: usize = 1 << 20;
+
+/// The `slurmattributes` processor.
+pub struct SlurmAttributes<R> {
+    shared: SharedSnapshot,
+    refresher: Option<Refresher<R>>,
+    interval: Duration,
+    gpu_label: String,
+    uuid_label: String,
+    node_series: bool,
+    cache: HashMap<Labels, Labels>,
+    cache_epoch: u64,
+    uuids: HashMap<String, u32>,
+    hits: u64,
+    misses: u64,
+}
+
+impl<R> std::fmt::Debug for SlurmAttributes<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlurmAttributes")
+            .field("cached", &self.cache.len())
+            .field("hits", &self.hits)
+            .field("misses", &self.misses)
+            .finish()
+    }
+}
+
+impl<R: CommandRunner> SlurmAttributes<R> {
+    /// A processor for Slurm node `node`, asking Slurm through `runner`.
+    pub fn new(config: &SlurmAttributesConfig, runner: R, node: String) -> Result<SlurmAttributes<R>, LabelError> {
+        for name in [&config.gpu_label, &config.uuid_label] {
+            nodetel_core::Pair::new(name, "x")?;
+        }
+        let shared: SharedSnapshot = Arc::new(RwLock::new(Arc::new(Snapshot::default())));
+        let refresher = Refresher::new(
+            runner,
+            node,
+            config.proc_root.clone(),
+            config.labels.clone(),
+            config.hpc_job,
+            shared.clone(),
+        );
+        Ok(SlurmAttributes {
+            shared,
+            refresher: Some(refresher),
+            interval: config.refresh_interval,
+            gpu_label: config.gpu_label.clone(),
+            uuid_label: config.uuid_label.clone(),
+            node_series: config.node_series,
+            cache: HashMap::new(),
+            cache_epoch: 0,
+            uuids: HashMap::new(),
+            hits: 0,
+            misses: 0,
+        })
+    }
+
+    /// Runs one refresh now (before `start`, for tests and `nodetel once`).
+    pub async fn refresh_now(&mut self) -> Option<RefreshReport> {
+        match self.refresher.as_mut() {
+            Some(r) => Some(r.refresh().await),
+            None => None,
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Cache hits and misses so far.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
+    fn enrich(&mut self, labels: &Labels, snap: &Snapshot) -> Labels {
+        let gpu = labels.get(&self.gpu_label);
+        let uuid = labels.get(&self.uuid_label);
+        let pairs = match (gpu, uuid) {
+            (Some(g), uuid) => {
+                let idx = g.trim().parse::<u32>().ok();
+                if let (Some(i), Some(u)) = (idx, uuid) {
+                    // Learn UUID -> index from series that carry both, for series with only a UUID.
+                    if !self.uuids.contains_key(u) {
+                        self.uuids.insert(u.to_owned(), i);
+                    }
+                }
+                idx.and_then(|i| snap.gpus.get(&i))
+            }
+            (None, Some(u)) => self.uuids.get(u).and_then(|i| snap.gpus.get(i)),
+            (None, None) if self.node_series => snap.node.as_ref(),
+            (None, None) => None,
+        };
+        let Some(pairs) = pairs else { return labels.clone() };
+        let missing: Vec<_> = pairs.iter().filter(|p| labels.get(p.name()).is_none()).collect();
+        if missing.is_empty() {
+            return labels.clone();
+        }
+        let mut b = labels.to_builder();
+        for p in missing {
+            b.push_pair(p.clone());
+        }
+        b.build().unwrap_or_else(|_| labels.clone())
+    }
+}
+
+#[async_trait]
+impl<R: CommandRunner> Processor for SlurmAttributes<R> {
+    async fn start(&mut self, cx: ProcessorContext) -> Result<(), BoxError> {
+        let Some(mut refresher) = self.refresher.take() else {
+            return Ok(());
+        };
+        let first = refresher.refresh().await;
+        tracing::info!(
+            jobs = ?first.slurm_jobs,
+            tasks = first.tasks,
+            elapsed_ms = first.elapsed.as_millis() as u64,
+            "Slurm job snapshot taken."
+        );
+        let interval = self.interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cx.shutdown.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                tokio::select! {
+                    _ = cx.shutdown.cancelled() => return,
+                    _ = refresher.refresh() => {}
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn process(&mut self, batch: &mut Batch) {
+        let snap = self.snapshot();
+        if snap.epoch != self.cache_epoch || self.cache.len() > MAX_CACHE {
+            self.cache.clear();
+            self.cache_epoch = snap.epoch;
+        }
+        for series in &mut batch.series {
+            if let Some(out) = self.cache.get(&series.labels) {
+                self.hits += 1;
+                series.labels = out.clone();
+                continue;
+            }
+            self.misses += 1;
+            let out = self.enrich(&series.labels, &snap);
+            self.cache.insert(series.labels.clone(), out.clone());
+            series.labels = out;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nodetel_core::{Sample, Series};
+    use nodetel_host::slurm::StaticRunner;
+    use nodetel_host::slurm::squeue::node_jobs_args;
+
+    const JOB3: &str = "JobId=3 JobName=nt-train UserId=root(0) Partition=gpu JobState=RUNNING NodeList=vm \
+                        JOB_GRES=gpu:2 Nodes=vm CPU_IDs=2-3 Mem=0 GRES=gpu:2(IDX:0-1) MinCPUsNode=1\n";
+
+    fn runner(squeue_out: &str) -> StaticRunner {
+        StaticRunner::new()
+            .with("squeue", &node_jobs_args("vm"), squeue_out)
+            .with("scontrol", &["-d", "show", "job", "-o", "3"], JOB3)
+    }
+
+    fn processor(r: StaticRunner) -> SlurmAttributes<StaticRunner> {
+        let dir = std::env::temp_dir().join("nodetel-no-such-proc");
+        let config = SlurmAttributesConfig {
+            proc_root: dir,
+            ..SlurmAttributesConfig::default()
+        };
+        SlurmAttributes::new(&config, r, "vm".to_owned()).unwrap()
+    }
+
+    fn batch(sets: &[&[(&str, &str)]]) -> Batch {
+        let mut b = Batch::new();
+        for s in sets {
+            b.series.push(Series::new(
+                Labels::from_pairs(s.iter().copied()).unwrap(),
+                Sample::new(1, 1.0),
+            ));
+        }
+        b
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn gpu_series_get_their_jobs_labels_and_others_stay() {
+        let mut p = processor(runner("3|root|gpu|RUNNING|nt-train\n"));
+        rt().block_on(p.refresh_now());
+        let mut b = batch(&[
+            &[("__name__", "DCGM_FI_DEV_GPU_UTIL"), ("gpu", "1"), ("UUID", "GPU-b")],
+            &[("__name__", "DCGM_FI_DEV_GPU_UTIL"), ("gpu", "2")],
+            &[("__name__", "node_load1")],
+            &[
+                ("__name__", "DCGM_FI_DEV_GPU_UTIL"),
+                ("gpu", "0"),
+                ("slurm_job_id", "keep"),
+            ],
+        ]);
+        p.process(&mut b);
+        let out: Vec<String> = b.series.iter().map(|s| s.labels.to_string()).collect();
+        assert_eq!(
+            out[0],
+            r#"DCGM_FI_DEV_GPU_UTIL{UUID="GPU-b",gpu="1",slurm_job_id="3",slurm_job_name="nt-train",slurm_job_user="root",slurm_partition="gpu"}"#
+        );
+        assert_eq!(out[1], r#"DCGM_FI_DEV_GPU_UTIL{gpu="2"}"#, "a free GPU is left alone");
+        assert_eq!(
+            out[2],
+            r#"node_load1{slurm_job_id="3",slurm_job_name="nt-train",slurm_job_user="root",slurm_partition="gpu"}"#,
+            "one job holds the node"
+        );
+        assert!(
+            out[3].contains(r#"slurm_job_id="keep""#),
+            "existing labels are never overwritten: {}",
+            out[3]
+        );
+        assert!(out[3].contains(r#"slurm_job_name="nt-train""#));
+    }
+
+    #[test]
+    fn uuid_only_series_match_once_the_index_is_learned() {
+        let mut p = processor(runner("3|root|gpu|RUNNING|nt-train\n"));
+        rt().block_on(p.refresh_now());
+        let mut b = batch(&[
+            &[("__name__", "m"), ("gpu", "1"), ("UUID", "GPU-b")],
+            &[("__name__", "other"), ("UUID", "GPU-b")],
+        ]);
+        p.process(&mut b);
+        assert_eq!(b.series[1].labels.get("slurm_job_id"), Some("3"));
+    }
+
+    #[test]
+    fn results_are_cached_until_the_snapshot_changes() {
+        let mut p = processor(runner("3|root|gpu|RUNNING|nt-train\n"));
+        let rt = rt();
+        rt.block_on(p.refresh_now());
+        let input = batch(&[&[("__name__", "m"), ("gpu", "0")]]);
+        let mut b = input.clone();
+        p.process(&mut b);
+        let mut again = input.clone();
+        p.process(&mut again);
+        assert_eq!(p.cache_stats(), (1, 1));
+        assert!(
+            again.series[0].labels.ptr_eq(&b.series[0].labels),
+            "the cached set is reused"
+        );
+        let report = rt.block_on(p.refresh_now()).unwrap();
+        assert!(!report.changed, "same jobs, same epoch");
+        assert_eq!(report.commands, 1, "job details are asked once per job");
+    }
+
+    #[test]
+    fn labels_disappear_when_the_job_ends() {
+        let mut p = processor(runner("3|root|gpu|RUNNING|nt-train\n"));
+        let rt = rt();
+        rt.block_on(p.refresh_now());
+        let input = batch(&[&[("__name__", "m"), ("gpu", "0")]]);
+        let mut b = input.clone();
+        p.process(&mut b);
+        assert_eq!(b.series[0].labels.get("slurm_job_id"), Some("3"));
+        // A second refresher on the same shared snapshot, now seeing an empty queue.
+        let mut ended = Refresher::new(
+            runner(""),
+            "vm".to_owned(),
+            std::env::temp_dir().join("nodetel-no-such-proc"),
+            super::super::LabelNames::default(),
+            false,
+            p.shared.clone(),
+        );
+        let report = rt.block_on(ended.refresh());
+        assert!(report.changed);
+        let mut b = input.clone();
+        p.process(&mut b);
+        assert_eq!(b.series[0].labels.get("slurm_job_id"), None);
+    }
+
+    #[test]
+    fn failing_slurm_leaves_series_unlabelled_without_panicking() {
+        let mut p = processor(StaticRunner::new());
+        let report = rt().block_on(p.refresh_now()).unwrap();
+        assert_eq!(report.slurm_jobs, None);
+        let mut b = batch(&[&[("__name__", "m"), ("gpu", "0")], &[("__name__", "n"), ("gpu", "x")]]);
+        let before = b.clone();
+        p.process(&mut b);
+        assert_eq!(b, before);
+    }
+}
