@@ -35,6 +35,9 @@ Options (HyperPod's install_observability.py flags are accepted as they are):
   --container             run the container image instead of a systemd service
   --image IMAGE           container image (default nodetel:latest, nodetel:latest-gpu on workers)
   --no-validate           do not run `nodetel validate` on the written config
+  --keep-hyperpod-exporters
+                          leave HyperPod's exporters and otel-collector running (by default
+                          they are stopped: they send the same series)
   --uninstall             stop and remove what this script installed (keeps the disk queue)
   --purge                 with --uninstall, also remove the state directory (disk queue)
   --root DIR              install under DIR instead of / (for images and tests)
@@ -64,6 +67,7 @@ binary=""
 mode="systemd"
 image=""
 validate=1
+keep_hyperpod=0
 action="install"
 purge=0
 root="${NODETEL_ROOT:-/}"
@@ -79,6 +83,7 @@ while [ $# -gt 0 ]; do
     --container) mode="container"; shift ;;
     --image) [ $# -ge 2 ] || die "$1 needs a value"; image="$2"; shift 2 ;;
     --no-validate) validate=0; shift ;;
+    --keep-hyperpod-exporters) keep_hyperpod=1; shift ;;
     --uninstall) action="uninstall"; shift ;;
     --purge) purge=1; shift ;;
     --root) [ $# -ge 2 ] || die "$1 needs a value"; root="$2"; shift 2 ;;
@@ -474,12 +479,44 @@ validate_config() {
     || die "nodetel rejected $config_path (problems above); rerun with --no-validate to install anyway"
 }
 
+# HyperPod's own collectors (install_observability.py) send the same series under the same job
+# and instance labels; with both running every sample would be written twice. Stop them as
+# stop_observability.py does, and keep Docker's restart policy from bringing them back.
+retire_hyperpod_collectors() {
+  if [ "$keep_hyperpod" -eq 1 ]; then
+    log "keeping HyperPod's exporters running (--keep-hyperpod-exporters)"
+    return 0
+  fi
+  local name
+  if command -v "$docker_cmd" >/dev/null 2>&1; then
+    for name in node-exporter dcgm-exporter efa-exporter otel-collector; do
+      if "$docker_cmd" inspect "$name" >/dev/null 2>&1; then
+        run "$docker_cmd" update --restart=no "$name" >/dev/null || true
+        if run "$docker_cmd" stop "$name" >/dev/null; then
+          log "stopped HyperPod's $name container (docker start $name brings it back)"
+        else
+          log "warning: could not stop HyperPod's $name container"
+        fi
+      fi
+    done
+  fi
+  if "$systemctl_cmd" is-enabled --quiet slurm_exporter 2>/dev/null \
+    || "$systemctl_cmd" is-active --quiet slurm_exporter 2>/dev/null; then
+    if run "$systemctl_cmd" disable --now slurm_exporter; then
+      log "stopped HyperPod's slurm_exporter service"
+    else
+      log "warning: could not stop HyperPod's slurm_exporter service"
+    fi
+  fi
+}
+
 install_systemd() {
   local exe
   exe="$(install_binary)"
   validate_config "$exe"
   unit_file | sed "s#/usr/bin/nodetel #$exe #g" | write_file "$unit_dir/$unit_name" 0644
   run mkdir -p "$(at_root "$state_dir")"
+  retire_hyperpod_collectors
   run "$systemctl_cmd" daemon-reload
   run "$systemctl_cmd" enable "$unit_name"
   run "$systemctl_cmd" restart "$unit_name"
@@ -516,6 +553,7 @@ install_container() {
   if [ "$role" != worker ]; then
     run chown 65532:65532 "$(at_root "$state_dir")" || log "warning: could not hand $state_dir to uid 65532"
   fi
+  retire_hyperpod_collectors
   # A container from an earlier install would hold the name.
   if [ "$dry_run" -eq 0 ]; then "$docker_cmd" rm -f "$container_name" >/dev/null 2>&1 || true; fi
   run "$docker_cmd" "${args[@]}"

@@ -46,7 +46,7 @@ new_node() {
   cat >"$fakes/systemctl" <<'EOF'
 #!/usr/bin/env bash
 echo "systemctl $*" >>"$FAKE_CALLS"
-if [ "$1" = is-active ]; then
+if [ "$1" = is-active ] || [ "$1" = is-enabled ]; then
   for svc in $FAKE_ACTIVE; do [ "$svc" = "${!#}" ] && exit 0; done
   exit 3
 fi
@@ -55,7 +55,10 @@ EOF
   cat >"$fakes/docker" <<'EOF'
 #!/usr/bin/env bash
 echo "docker $*" >>"$FAKE_CALLS"
-[ "$1" = inspect ] && [ ! -e "$FAKE_CONTAINER" ] && exit 1
+if [ "$1" = inspect ]; then
+  for c in ${FAKE_HYPERPOD_CONTAINERS:-}; do [ "$c" = "$2" ] && exit 0; done
+  [ -e "$FAKE_CONTAINER" ] || exit 1
+fi
 [ "$1" = run ] && touch "$FAKE_CONTAINER"
 [ "$1" = rm ] && rm -f "$FAKE_CONTAINER"
 exit 0
@@ -283,6 +286,31 @@ test_print_config_matches_the_shipped_examples() {
     assert_same "$node/$role.yaml" "$repo/deploy/configs/$role.yaml"
   done
   if bash "$installer" --print-config login >/dev/null 2>&1; then fail "--print-config login succeeded"; fi
+}
+
+test_hyperpods_own_collectors_are_stopped_so_series_are_not_sent_twice() {
+  new_node retire
+  FAKE_HYPERPOD_CONTAINERS="node-exporter dcgm-exporter efa-exporter otel-collector" active="slurmd slurm_exporter" \
+    installer_run --amp-url "$url" --binary "$node/nodetel" || fail "installer failed: $(cat "$node/out.log")"
+  for c in node-exporter dcgm-exporter efa-exporter otel-collector; do
+    assert_contains "$calls" "docker update --restart=no $c"
+    assert_contains "$calls" "docker stop $c"
+  done
+  assert_contains "$calls" "systemctl disable --now slurm_exporter"
+  # They are stopped before nodetel starts.
+  local stop_line start_line
+  stop_line="$(grep -n "docker stop otel-collector" "$calls" | cut -d: -f1)"
+  start_line="$(grep -n "systemctl restart nodetel.service" "$calls" | cut -d: -f1)"
+  [ -n "$stop_line" ] && [ -n "$start_line" ] && [ "$stop_line" -lt "$start_line" ] \
+    || fail "HyperPod's collector is not stopped before nodetel starts"
+}
+
+test_keep_hyperpod_exporters_leaves_them_running() {
+  new_node keep
+  FAKE_HYPERPOD_CONTAINERS="node-exporter otel-collector" active="slurmd" \
+    installer_run --amp-url "$url" --binary "$node/nodetel" --keep-hyperpod-exporters || fail "installer failed"
+  assert_not_contains "$calls" "docker stop"
+  assert_contains "$calls" "systemctl restart nodetel.service"
 }
 
 test_unknown_options_are_rejected() {
