@@ -9,12 +9,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(name = "nodetel", version, about, propagate_version = true)]
 pub(crate) struct Args {
     /// Log level: error, warn, info, debug, trace, or a tracing filter such as `info,nodetel_core=debug`.
-    #[arg(long, global = true, default_value = "info", env = "NODETEL_LOG_LEVEL")]
-    pub(crate) log_level: String,
+    /// Overrides `service.telemetry.logs.level`; default info.
+    #[arg(long, global = true, env = "NODETEL_LOG_LEVEL")]
+    pub(crate) log_level: Option<String>,
 
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "NODETEL_LOG_FORMAT")]
-    pub(crate) log_format: LogFormat,
+    /// Log format. Overrides `service.telemetry.logs.encoding`; default text.
+    #[arg(long, global = true, value_enum, env = "NODETEL_LOG_FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
 
     #[command(subcommand)]
     pub(crate) command: Command,

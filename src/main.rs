@@ -12,10 +12,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    if let Err(error) = logging::init(&args.log_level, args.log_format) {
-        eprintln!("nodetel: {error:#}");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("nodetel")
@@ -29,7 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(commands::dispatch(args.command)) {
+    match runtime.block_on(commands::dispatch(args)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("nodetel: {error:#}");

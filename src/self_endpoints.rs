@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use nodetel_core::CancellationToken;
 use nodetel_core::exposition::TEXT_CONTENT_TYPE;
 use nodetel_core::http::{self, Response};
 use nodetel_core::runtime::Health;
 use nodetel_core::telemetry::{MetricSource, Registry};
-use nodetel_core::CancellationToken;
 
 /// `process_*` metrics, as every Prometheus client library exposes them.
 struct ProcessMetrics;
@@ -19,12 +19,42 @@ impl MetricSource for ProcessMetrics {
     fn render(&self, out: &mut String) {
         let s = nodetel_host::process::self_stats();
         let rows: [(&str, &str, &str, f64); 6] = [
-            ("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", s.cpu_seconds),
-            ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", s.resident_bytes as f64),
-            ("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", s.virtual_bytes as f64),
-            ("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", s.start_time_seconds),
-            ("process_open_fds", "gauge", "Number of open file descriptors.", s.open_fds as f64),
-            ("process_threads", "gauge", "Number of OS threads in the process.", s.threads as f64),
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                s.cpu_seconds,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                s.resident_bytes as f64,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                s.virtual_bytes as f64,
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                s.start_time_seconds,
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                s.open_fds as f64,
+            ),
+            (
+                "process_threads",
+                "gauge",
+                "Number of OS threads in the process.",
+                s.threads as f64,
+            ),
         ];
         for (name, kind, help, value) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
@@ -38,7 +68,11 @@ impl MetricSource for ProcessMetrics {
 }
 
 /// Binds and serves the self-metrics endpoint; the registry also gets the process metrics.
-pub(crate) async fn serve_telemetry(addr: &str, registry: Arc<Registry>, stop: CancellationToken) -> anyhow::Result<()> {
+pub(crate) async fn serve_telemetry(
+    addr: &str,
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     registry.add_source(Arc::new(ProcessMetrics));
     let listener = http::bind(addr).await.context("self-metrics endpoint")?;
     let handler: http::Handler = Arc::new(move |_, path| match path {
@@ -51,7 +85,12 @@ pub(crate) async fn serve_telemetry(addr: &str, registry: Arc<Registry>, stop: C
 }
 
 /// Binds and serves the health endpoint: 200 while all pipelines run, 503 otherwise.
-pub(crate) async fn serve_health(addr: &str, path: &str, health: Arc<Health>, stop: CancellationToken) -> anyhow::Result<()> {
+pub(crate) async fn serve_health(
+    addr: &str,
+    path: &str,
+    health: Arc<Health>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = http::bind(addr).await.context("health endpoint")?;
     let started = Instant::now();
     let wanted = path.to_owned();
@@ -64,9 +103,17 @@ pub(crate) async fn serve_health(addr: &str, path: &str, health: Arc<Health>, st
                 "{{\"status\":\"Server available\",\"uptime\":\"{:.0}s\"}}\n",
                 started.elapsed().as_secs_f64()
             );
-            Response { status: 200, content_type: "application/json", body: body.into() }
+            Response {
+                status: 200,
+                content_type: "application/json",
+                body: body.into(),
+            }
         } else {
-            Response { status: 503, content_type: "application/json", body: "{\"status\":\"Server not available\"}\n".into() }
+            Response {
+                status: 503,
+                content_type: "application/json",
+                body: "{\"status\":\"Server not available\"}\n".into(),
+            }
         }
     });
     http::serve(listener, handler, stop);

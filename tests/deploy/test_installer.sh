@@ -103,7 +103,7 @@ readonly url="https://aps-workspaces.us-west-2.amazonaws.com/workspaces/ws-0123-
 # Runs the installer on the current node with its fakes; extra arguments are passed on.
 installer_run() {
   env -u AWS_REGION -u AMP_REMOTE_WRITE_URL -u SAGEMAKER_RESOURCE_CONFIG_PATH \
-    PATH="$fakes:$PATH" FAKE_CALLS="$calls" FAKE_ACTIVE="${active:-}" FAKE_CONTAINER="$node/container" \
+    PATH="$fakes:$PATH" SYSTEMCTL="$fakes/systemctl" DOCKER="$fakes/docker" FAKE_CALLS="$calls" FAKE_ACTIVE="${active:-}" FAKE_CONTAINER="$node/container" \
     NODETEL_HOSTNAME=ip-10-1-0-20 \
     bash "$installer" --root "$root" "$@" >"$node/out.log" 2>&1
 }
@@ -311,6 +311,19 @@ test_keep_hyperpod_exporters_leaves_them_running() {
     installer_run --amp-url "$url" --binary "$node/nodetel" --keep-hyperpod-exporters || fail "installer failed"
   assert_not_contains "$calls" "docker stop"
   assert_contains "$calls" "systemctl restart nodetel.service"
+}
+
+test_under_root_the_machines_services_are_left_alone_unless_named() {
+  new_node hands-off
+  # The fakes are on PATH, but SYSTEMCTL and DOCKER are not set: nothing may call them.
+  env -u SYSTEMCTL -u DOCKER -u AWS_REGION PATH="$fakes:$PATH" FAKE_CALLS="$calls" FAKE_ACTIVE="slurmd" \
+    FAKE_HYPERPOD_CONTAINERS="node-exporter" \
+    bash "$installer" --root "$root" --node-type worker --amp-url "$url" --binary "$node/nodetel" \
+    >"$node/out.log" 2>&1 || fail "installer failed: $(cat "$node/out.log")"
+  assert_not_contains "$calls" "systemctl"
+  assert_not_contains "$calls" "docker"
+  assert_file "$root/etc/systemd/system/nodetel.service"
+  assert_contains "$node/out.log" "skipping 'daemon-reload'"
 }
 
 test_unknown_options_are_rejected() {

@@ -28,7 +28,10 @@ fn run_without_config_serves_node_series_self_metrics_and_health_then_stops_on_s
     let (status, own) = http_get("127.0.0.1:8888", "/metrics").expect("self-metrics endpoint answers");
     assert_eq!(status, 200);
     let node = r#"component_id="node",component_kind="receiver",component_type="node""#;
-    assert!(own.contains(&format!("nodetel_component_sent_series_total{{{node}}}")), "{own}");
+    assert!(
+        own.contains(&format!("nodetel_component_sent_series_total{{{node}}}")),
+        "{own}"
+    );
     assert!(own.contains("process_resident_memory_bytes "), "{own}");
     assert!(own.contains("process_cpu_seconds_total "), "{own}");
 
@@ -45,13 +48,17 @@ fn run_without_config_serves_node_series_self_metrics_and_health_then_stops_on_s
 
 #[test]
 fn validate_reports_every_mistake_with_its_path() {
-    let out = run_to_end(nodetel().args(["validate", "--config"]).arg(repo_path("tests/testdata/three_mistakes.yaml")));
+    let out = run_to_end(
+        nodetel()
+            .args(["validate", "--config"])
+            .arg(repo_path("tests/testdata/three_mistakes.yaml")),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     for expected in [
-        "receivers.node.collection_interval:",
-        "exporters.prometheus.endpoint:",
-        "service.pipelines.metrics.exporters[1]:",
+        "receivers.node.collection_interval (line 4): invalid duration \"fifteen seconds\"",
+        "exporters.prometheus.endpoint (line 7): invalid type: integer `9464`, expected a string",
+        "service.pipelines.metrics.exporters[1] (line 12): exporter \"prometheusremote\" is not defined",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
     }
@@ -71,10 +78,18 @@ fn validate_accepts_every_example_config() {
             nodetel()
                 .args(["validate", "--config"])
                 .arg(&path)
-                .env("AMP_REMOTE_WRITE_URL", "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-x/api/v1/remote_write")
+                .env(
+                    "AMP_REMOTE_WRITE_URL",
+                    "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-x/api/v1/remote_write",
+                )
                 .env("HOSTNAME", "ip-10-1-2-3"),
         );
-        assert!(out.status.success(), "{}:\n{}", path.display(), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
         checked += 1;
     }
     assert!(checked >= 1, "no example configs found in {}", dir.display());
@@ -86,7 +101,10 @@ fn once_prints_attributed_node_series_and_exits() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("# TYPE node_load1 gauge"), "{stdout}");
-    let line = stdout.lines().find(|l| l.starts_with("node_cpu_seconds_total{")).expect("a cpu series");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("node_cpu_seconds_total{"))
+        .expect("a cpu series");
     assert!(line.contains("mode=\"idle\"") || stdout.contains("mode=\"idle\""));
     // Samples carry their collection timestamp.
     let ts: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
@@ -114,7 +132,10 @@ fn run_with_a_config_file_uses_its_addresses() {
         let (_, body) = http_get(&pull_addr, "/metrics")?;
         body.contains("node_load1{").then_some(())
     });
-    assert_eq!(http_get(&format!("127.0.0.1:{own}"), "/metrics").map(|r| r.0), Some(200));
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{own}"), "/metrics").map(|r| r.0),
+        Some(200)
+    );
     assert_eq!(http_get(&format!("127.0.0.1:{health}"), "/").map(|r| r.0), Some(200));
     let (out, _) = proc.terminate();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -55,7 +55,12 @@ pub struct Running(pub Option<Child>);
 
 impl Running {
     pub fn spawn(cmd: &mut Command) -> Running {
-        Running(Some(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn nodetel")))
+        Running(Some(
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn nodetel"),
+        ))
     }
 
     /// Sends SIGTERM and waits for the exit; returns the output and how long the exit took.
