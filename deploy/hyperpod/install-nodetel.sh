@@ -40,7 +40,9 @@ Options (HyperPod's install_observability.py flags are accepted as they are):
                           they are stopped: they send the same series)
   --uninstall             stop and remove what this script installed (keeps the disk queue)
   --purge                 with --uninstall, also remove the state directory (disk queue)
-  --root DIR              install under DIR instead of / (for images and tests)
+  --root DIR              install under DIR instead of / (for images and tests); this
+                          machine's systemctl and docker are then only called when SYSTEMCTL
+                          or DOCKER name them
   --dry-run               print what would be done; change nothing
   --print-config ROLE     print the config for ROLE (controller, worker) and exit
   -h, --help              this text
@@ -102,6 +104,18 @@ state_dir="${NODETEL_STATE_DIR:-/var/lib/nodetel}"
 resource_config="${NODETEL_RESOURCE_CONFIG:-${SAGEMAKER_RESOURCE_CONFIG_PATH:-/opt/ml/config/resource_config.json}}"
 systemctl_cmd="${SYSTEMCTL:-systemctl}"
 docker_cmd="${DOCKER:-docker}"
+# Under --root the files land in a directory, not on this machine's system: leave this machine's
+# services and containers alone unless SYSTEMCTL / DOCKER name what to call.
+skip_service_manager() {
+  case "$1" in
+    is-active | is-enabled | inspect) return 3 ;;
+    *) log "skipping '$*' (--root without SYSTEMCTL/DOCKER)"; return 0 ;;
+  esac
+}
+if [ -n "$root" ]; then
+  [ -n "${SYSTEMCTL:-}" ] || systemctl_cmd=skip_service_manager
+  [ -n "${DOCKER:-}" ] || docker_cmd=skip_service_manager
+fi
 readonly container_name="nodetel"
 readonly unit_name="nodetel.service"
 

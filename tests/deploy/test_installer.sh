@@ -225,7 +225,7 @@ test_dry_run_changes_nothing() {
   assert_not_contains "$calls" "systemctl daemon-reload"
   assert_not_contains "$calls" "nodetel validate"
   assert_contains "$node/out.log" "would write $root/etc/nodetel/config.yaml"
-  assert_contains "$node/out.log" "would run: systemctl enable nodetel.service"
+  assert_contains "$node/out.log" "would run: $fakes/systemctl enable nodetel.service"
 }
 
 test_uninstall_removes_everything_but_the_disk_queue_and_purge_removes_that_too() {
