@@ -62,7 +62,10 @@ impl Components {
     pub fn builtin() -> Components {
         let mut c = Components::new();
         c.with_receiver::<nodetel_receivers::node::NodeConfig>()
+            .with_receiver::<nodetel_receivers::prometheus::PrometheusConfig>()
+            .with_receiver::<nodetel_receivers::otlp::OtlpConfig>()
             .with_processor::<nodetel_processors::batch::BatchConfig>()
+            .with_processor::<nodetel_processors::slurmattributes::SlurmAttributesConfig>()
             .with_exporter::<nodetel_exporters::debug::DebugConfig>()
             .with_exporter::<nodetel_exporters::prometheus::PrometheusConfig>()
             .with_exporter::<nodetel_exporters::remote_write::RemoteWriteConfig>()
