@@ -466,3 +466,97 @@ async fn file_discovery_finds_targets_with_their_labels() {
         "{v:#?}"
     );
 }
+
+/// Keeps every batch the pipeline delivers.
+struct Capture(Arc<Mutex<Vec<Arc<Batch>>>>);
+
+#[async_trait::async_trait]
+impl nodetel_core::Exporter for Capture {
+    async fn export(&mut self, batch: Arc<Batch>) -> Result<(), nodetel_core::ExportError> {
+        self.0.lock().unwrap().push(batch);
+        Ok(())
+    }
+}
+
+fn delivered(seen: &Mutex<Vec<Arc<Batch>>>) -> Vec<(String, f64)> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.series.iter().map(|s| (s.labels.to_string(), s.samples[0].value)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_receiver_scrapes_every_target_and_retires_removed_ones() {
+    use nodetel_core::runtime::{ExporterSpec, PipelineSpec, ReceiverSpec, RuntimeSettings, Topology};
+    let (a, b) = (Server::start().await, Server::start().await);
+    a.route("/metrics", Route::text("m 1\n"));
+    b.route("/metrics", Route::text("m 2\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets.json");
+    std::fs::write(&file, format!(r#"[{{"targets": ["{}", "{}"]}}]"#, a.addr, b.addr)).unwrap();
+    let yaml = format!(
+        "config:\n  scrape_configs:\n    - job_name: j\n      scrape_interval: 200ms\n      file_sd_configs: [{{files: ['{}'], refresh_interval: 300ms}}]\n",
+        file.display()
+    );
+    let cfg: PrometheusConfig = serde_yaml_ng::from_str(&yaml).unwrap();
+    let registry = Registry::new();
+    let cx = BuildContext {
+        id: ComponentId::parse("prometheus").unwrap(),
+        hostname: "h1".into(),
+        registry: Arc::new(Registry::new()),
+        extensions: Arc::new(BTreeMap::new()),
+    };
+    let seen: Arc<Mutex<Vec<Arc<Batch>>>> = Arc::default();
+    let capture = seen.clone();
+    let topology = Topology {
+        receivers: vec![ReceiverSpec {
+            id: ComponentId::parse("prometheus").unwrap(),
+            factory: Arc::new(move || cfg.build(&cx)),
+            pipelines: vec![0],
+        }],
+        pipelines: vec![PipelineSpec {
+            name: "metrics".into(),
+            processors: vec![],
+            exporters: vec![0],
+        }],
+        exporters: vec![ExporterSpec {
+            id: ComponentId::parse("debug").unwrap(),
+            factory: Arc::new(move || Ok(Box::new(Capture(capture.clone())) as Box<dyn nodetel_core::Exporter>)),
+        }],
+        settings: RuntimeSettings::default(),
+    };
+    let running = topology.start(&registry).await.unwrap();
+    let up_a = format!(r#"up{{instance="{}",job="j"}}"#, a.addr);
+    let up_b = format!(r#"up{{instance="{}",job="j"}}"#, b.addr);
+    let wait_for = |what: &dyn Fn(&[(String, f64)]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if what(&delivered(&seen)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let both_up = wait_for(&|d| {
+        d.iter().filter(|(k, v)| *k == up_a && *v == 1.0).count() >= 2 && d.iter().any(|(k, v)| *k == up_b && *v == 1.0)
+    });
+    assert!(both_up, "{:#?}", delivered(&seen));
+
+    // Remove target b: its series and report series get staleness markers.
+    std::fs::write(&file, format!(r#"[{{"targets": ["{}"]}}]"#, a.addr)).unwrap();
+    let m_b = format!(r#"m{{instance="{}",job="j"}}"#, b.addr);
+    let retired = wait_for(&|d| {
+        d.iter().any(|(k, v)| *k == m_b && is_stale_nan(*v)) && d.iter().any(|(k, v)| *k == up_b && is_stale_nan(*v))
+    });
+    assert!(retired, "{:#?}", delivered(&seen));
+    let scrapes_of_a = delivered(&seen).iter().filter(|(k, _)| *k == up_a).count();
+    assert!(
+        wait_for(&|d| d.iter().filter(|(k, _)| *k == up_a).count() > scrapes_of_a + 1),
+        "a keeps being scraped"
+    );
+    running.shutdown(Duration::from_secs(5)).await.unwrap();
+}
