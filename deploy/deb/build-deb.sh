@@ -48,7 +48,9 @@ fi
 # static musl build needs nothing.
 depends=""
 if LC_ALL=C readelf -l "$binary" 2>/dev/null | grep -q 'Requesting program interpreter'; then
-  depends="libc6 (>= 2.31)"
+  # The newest glibc symbol version the binary needs is the oldest libc6 it runs with.
+  glibc="$(LC_ALL=C readelf -V "$binary" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1)"
+  depends="libc6 (>= ${glibc:-2.31})"
 fi
 
 stage="$(mktemp -d)"

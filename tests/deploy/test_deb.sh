@@ -49,6 +49,13 @@ expect "the package is called nodetel" test "$(dpkg-deb -f "$deb" Package)" = no
 expect "the package version ($(dpkg-deb -f "$deb" Version)) is the binary's ($expected_version)" \
   test "$(dpkg-deb -f "$deb" Version)" = "$expected_version"
 
+if [ "$real" -eq 1 ] && LC_ALL=C readelf -l "$binary" 2>/dev/null | grep -q 'program interpreter'; then
+  expect "a dynamically linked binary depends on libc6 ($(dpkg-deb -f "$deb" Depends))" \
+    grep -q '^libc6 (>= 2\.[0-9]*)$' <<<"$(dpkg-deb -f "$deb" Depends)"
+else
+  expect "a static binary depends on nothing" test -z "$(dpkg-deb -f "$deb" Depends)"
+fi
+
 contents="$(dpkg-deb -c "$deb" | awk '{print $6}')"
 missing=""
 for path in ./usr/bin/nodetel ./usr/lib/systemd/system/nodetel.service ./etc/nodetel/config.yaml \
