@@ -313,7 +313,9 @@ ProtectHostname=yes
 UMask=0077
 # Devices stay visible: NVML opens /dev/nvidiactl and /dev/nvidia<N> read-write. For the same
 # reason there is no PrivateDevices=, DevicePolicy= or ProtectClock= (the last adds a device
-# allow-list that hides /dev/nvidia*); the clock is protected by the system call filter instead.
+# allow-list that hides /dev/nvidia*); without CAP_SYS_TIME the clock cannot be set anyway, and
+# adjtimex(2) is allowed below because reading the clock's sync state (node_timex_*) goes
+# through it.
 # /proc stays whole: other processes must be visible for job mapping.
 ProtectProc=default
 # Kernel interfaces: IP for scrapes, OTLP and remote write; UNIX for munge and slurmstepd;
@@ -325,7 +327,8 @@ RestrictSUIDSGID=yes
 LockPersonality=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
-SystemCallFilter=~@privileged @resources @clock @obsolete
+SystemCallFilter=~@privileged @resources @obsolete
+SystemCallFilter=adjtimex
 SystemCallErrorNumber=EPERM
 # NVML is a closed-source library that has not been checked for writable-executable mappings,
 # so MemoryDenyWriteExecute= is left off rather than risk losing GPU metrics.
