@@ -524,6 +524,12 @@ mod tests {
             "a=\"x\ny\"",
             Some("a=\"x\ny\",d=\"m\""),
         );
+        // Case-insensitive regexes.
+        check(
+            "[{source_labels: [a], regex: '(?i)FOO', target_label: d, replacement: hit}]",
+            r#"a="foo""#,
+            Some(r#"a="foo",d="hit""#),
+        );
         // Action names are case-insensitive.
         check(
             "[{source_labels: [a], target_label: d, action: Replace}]",

@@ -63,6 +63,8 @@ pub struct TargetScraper {
     report: [Labels; 5],
     /// `None` before the first scrape; logs are written on changes only.
     up: Option<bool>,
+    /// Whether the target currently exposes repeated series (logged when that starts).
+    duplicates: bool,
     last_batch_len: usize,
     last_metadata_len: usize,
 }
@@ -115,6 +117,7 @@ impl TargetScraper {
             body: Vec::new(),
             report,
             up: None,
+            duplicates: false,
             last_batch_len: 0,
             last_metadata_len: 0,
         })
@@ -202,6 +205,16 @@ impl TargetScraper {
         let up = error.is_none();
         self.report(timestamp_ms, up, start.elapsed(), &stats, out);
         self.log_transition(up, error.as_ref());
+        if (stats.duplicates > 0) != self.duplicates {
+            self.duplicates = stats.duplicates > 0;
+            if self.duplicates {
+                tracing::warn!(
+                    target_url = %self.target.url,
+                    dropped = stats.duplicates,
+                    "Target exposes the same series more than once; the later samples are dropped."
+                );
+            }
+        }
         // Keep the buffer for the next scrape unless one odd body made it huge.
         if self.body.capacity() > 4 * self.body.len().max(64 * 1024) {
             self.body = Vec::new();
