@@ -5,6 +5,8 @@
 //! warning. A value that is exactly one reference is re-read as a YAML scalar, so
 //! `port: ${env:PORT}` becomes an integer. Only values are expanded, never keys.
 
+use std::collections::BTreeMap;
+
 use serde_yaml_ng::Value;
 
 use crate::error::{ConfigError, join_path};
@@ -17,6 +19,9 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub(crate) struct Expanded {
     pub(crate) value: Value,
     pub(crate) warnings: Vec<String>,
+    /// Paths of values that were one reference re-read as a bool or number, with the expanded
+    /// text, so a field that wants a string can get the text back.
+    pub(crate) retyped: BTreeMap<String, String>,
 }
 
 /// Expands every string value in `value`; reports every syntax error with its path.
@@ -25,12 +30,14 @@ pub(crate) fn expand(value: Value, env: Env<'_>) -> Result<Expanded, Vec<ConfigE
         env,
         warnings: Vec::new(),
         errors: Vec::new(),
+        retyped: BTreeMap::new(),
     };
     let value = walk.value(value, "");
     if walk.errors.is_empty() {
         Ok(Expanded {
             value,
             warnings: walk.warnings,
+            retyped: walk.retyped,
         })
     } else {
         Err(walk.errors)
@@ -52,6 +59,7 @@ struct Walk<'a> {
     env: Env<'a>,
     warnings: Vec<String>,
     errors: Vec<ConfigError>,
+    retyped: BTreeMap<String, String>,
 }
 
 impl Walk<'_> {
@@ -94,7 +102,11 @@ impl Walk<'_> {
                     ));
                 }
                 if out.whole_reference {
-                    retype(out.text)
+                    let value = retype(&out.text);
+                    if !value.is_string() {
+                        self.retyped.insert(path.to_owned(), out.text);
+                    }
+                    value
                 } else {
                     Value::String(out.text)
                 }
@@ -108,10 +120,10 @@ impl Walk<'_> {
 }
 
 /// A value that was exactly one reference becomes a bool or number when its text reads as one.
-fn retype(text: String) -> Value {
-    match serde_yaml_ng::from_str::<Value>(&text) {
+fn retype(text: &str) -> Value {
+    match serde_yaml_ng::from_str::<Value>(text) {
         Ok(v @ (Value::Bool(_) | Value::Number(_))) => v,
-        _ => Value::String(text),
+        _ => Value::String(text.to_owned()),
     }
 }
 
@@ -285,6 +297,8 @@ mod tests {
             out.warnings,
             vec!["e: environment variable MISSING is not set; it expands to an empty string"]
         );
+        let retyped: Vec<_> = out.retyped.iter().map(|(p, t)| format!("{p}={t}")).collect();
+        assert_eq!(retyped, vec!["a=9100", "b=true", "f[0]=9100"]);
     }
 
     #[test]

@@ -33,12 +33,13 @@ pub(crate) fn line_of(text: &str, path: &str) -> Option<usize> {
     found
 }
 
-enum Segment<'a> {
+pub(crate) enum Segment<'a> {
     Key(&'a str),
     Index(usize),
 }
 
-fn segments(path: &str) -> Vec<Segment<'_>> {
+/// Splits a path into its keys and sequence indices.
+pub(crate) fn segments(path: &str) -> Vec<Segment<'_>> {
     let mut out = Vec::new();
     for part in path.split('.') {
         let (key, mut rest) = match part.find('[') {

@@ -241,6 +241,29 @@ fn env_references_expand_and_unset_ones_warn() {
 }
 
 #[test]
+fn a_reference_read_as_a_number_stays_text_where_a_string_is_wanted() {
+    let yaml = "receivers:\n  node:\n    instance: ${env:NODE}\n    collection_interval: ${env:SECS}\n\
+                exporters:\n  prometheus:\n    const_labels: {rack: '${env:RACK}', spare: '${env:FLAG}'}\n\
+                service: {pipelines: {metrics: {receivers: [node], exporters: [prometheus]}}}\n";
+    let env = |name: &str| match name {
+        "NODE" => Some("0123".to_owned()),
+        "SECS" => Some("30".to_owned()),
+        "RACK" => Some("7".to_owned()),
+        "FLAG" => Some("true".to_owned()),
+        _ => None,
+    };
+    let loaded = load_str_with(yaml, "x.yaml", &env, &Components::builtin()).unwrap();
+    assert!(loaded.warnings.is_empty());
+    // A literal number is still an error: only expanded values fall back to text.
+    let literal = yaml.replace("'${env:RACK}'", "7");
+    let errors = load_str_with(&literal, "x.yaml", &env, &Components::builtin()).unwrap_err();
+    assert_eq!(
+        errors.messages(),
+        vec!["exporters.prometheus.const_labels.rack: invalid type: integer `7`, expected a string"]
+    );
+}
+
+#[test]
 fn env_syntax_errors_are_all_reported_before_anything_else() {
     let errors = load("env_bad_syntax.yaml").unwrap_err();
     let paths: Vec<_> = errors.0.iter().map(|e| (e.path.as_str(), e.line)).collect();

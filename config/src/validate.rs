@@ -10,11 +10,20 @@ use crate::document::{self, PipelineDoc, Section};
 use crate::error::{ConfigError, join_path};
 use crate::health_check::HealthCheckConfig;
 use crate::loaded::{Config, Pipeline};
+use crate::locate::{Segment, segments};
 use crate::registry::{Components, Decoder};
-use nodetel_core::config::ExtensionConfig;
+use nodetel_core::config::{ExtensionConfig, FieldError};
 
 /// Reads, decodes and checks an expanded document.
-pub(crate) fn validate(root: Value, components: &Components) -> Result<Config, Vec<ConfigError>> {
+///
+/// `retyped` holds the values that environment expansion turned into bools or numbers, with
+/// their text: a component field that wants a string gets the text instead (otelcol does the
+/// same), so `password: ${env:PIN}` works when the PIN is all digits.
+pub(crate) fn validate(
+    root: Value,
+    retyped: &BTreeMap<String, String>,
+    components: &Components,
+) -> Result<Config, Vec<ConfigError>> {
     let (doc, mut errors) = document::parse(root);
 
     let receivers = decode_all(
@@ -22,6 +31,7 @@ pub(crate) fn validate(root: Value, components: &Components) -> Result<Config, V
         doc.receivers,
         |t| components.receiver(t),
         components,
+        retyped,
         &mut errors,
     );
     let processors = decode_all(
@@ -29,6 +39,7 @@ pub(crate) fn validate(root: Value, components: &Components) -> Result<Config, V
         doc.processors,
         |t| components.processor(t),
         components,
+        retyped,
         &mut errors,
     );
     let exporters = decode_all(
@@ -36,6 +47,7 @@ pub(crate) fn validate(root: Value, components: &Components) -> Result<Config, V
         doc.exporters,
         |t| components.exporter(t),
         components,
+        retyped,
         &mut errors,
     );
     let extensions = decode_all(
@@ -43,6 +55,7 @@ pub(crate) fn validate(root: Value, components: &Components) -> Result<Config, V
         doc.extensions,
         |t| components.extension(t),
         components,
+        retyped,
         &mut errors,
     );
 
@@ -139,6 +152,7 @@ fn decode_all<P>(
     sections: Vec<Section>,
     lookup: impl Fn(&str) -> Option<Decoder<P>>,
     components: &Components,
+    retyped: &BTreeMap<String, String>,
     errors: &mut Vec<ConfigError>,
 ) -> Decoded<P> {
     let mut out = Decoded {
@@ -155,7 +169,7 @@ fn decode_all<P>(
             ));
             continue;
         };
-        match decoder(value) {
+        match decode_with_text_fallback(decoder, value, &path, retyped) {
             Ok(p) => {
                 out.decoded.insert(id.to_string(), p);
             }
@@ -163,6 +177,57 @@ fn decode_all<P>(
         }
     }
     out
+}
+
+/// Decodes a section; where a field rejects a value that env expansion re-read as a bool or
+/// number, puts the expanded text back and tries again.
+fn decode_with_text_fallback<P>(
+    decoder: Decoder<P>,
+    mut value: Value,
+    section: &str,
+    retyped: &BTreeMap<String, String>,
+) -> Result<P, Vec<FieldError>> {
+    let inside = format!("{section}.");
+    if !retyped.keys().any(|p| p.starts_with(&inside)) {
+        return decoder(value);
+    }
+    // Each retry turns one value back into text, so this ends; the bound is a safety net.
+    for _ in 0..=retyped.len() {
+        let errors = match decoder(value.clone()) {
+            Ok(p) => return Ok(p),
+            Err(errors) => errors,
+        };
+        let restored = match errors.as_slice() {
+            [e] if e.message.starts_with("invalid type: ") => retyped
+                .get(&join_path(section, &e.path))
+                .is_some_and(|text| restore_text(&mut value, &e.path, text)),
+            _ => false,
+        };
+        if !restored {
+            return Err(errors);
+        }
+    }
+    decoder(value)
+}
+
+/// Replaces the bool or number at `path` (inside `value`) with `text`; false if there is none.
+fn restore_text(value: &mut Value, path: &str, text: &str) -> bool {
+    let mut at = value;
+    for segment in segments(path) {
+        let next = match (segment, at) {
+            (Segment::Key(k), Value::Mapping(m)) => m.get_mut(k),
+            (Segment::Index(i), Value::Sequence(s)) => s.get_mut(i),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        at = next;
+    }
+    if matches!(at, Value::Bool(_) | Value::Number(_)) {
+        *at = Value::String(text.to_owned());
+        true
+    } else {
+        false
+    }
 }
 
 fn check_pipeline(
