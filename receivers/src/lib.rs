@@ -5,3 +5,4 @@
 pub mod node;
 pub mod prometheus;
 pub mod otlp;
+pub mod slurm;
