@@ -105,7 +105,8 @@ fn load_value(
     };
     let expanded = expand::expand(value, env).map_err(with_lines)?;
     warnings.extend(expanded.warnings);
-    let config = validate::validate(expanded.value, &expanded.retyped, components).map_err(with_lines)?;
+    let (config, unused) = validate::validate(expanded.value, &expanded.retyped, components).map_err(with_lines)?;
+    warnings.extend(unused);
     Ok(Loaded { warnings, config })
 }
 

@@ -59,9 +59,12 @@ fn errors_besides_missing_types(errors: &ConfigErrors, components: &Components) 
 }
 
 #[test]
-fn a_full_config_loads_with_no_warnings() {
+fn a_full_config_loads_and_warns_only_about_its_unused_exporter() {
     let loaded = load("valid_full.yaml").unwrap();
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.warnings,
+        vec!["exporters.debug/unused: defined but used by no pipeline; it is not started"]
+    );
     let names: Vec<_> = loaded.config.pipelines().iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, vec!["metrics", "metrics/fast"]);
     let ext: Vec<_> = loaded.config.enabled_extensions().iter().map(|e| e.as_str()).collect();
@@ -336,6 +339,23 @@ service:
              extensions and list it in service.extensions",
             "exporters.refsink/c.auth.authenticator: extension \"health_check\" is a health_check extension; this \
              needs a refauth extension",
+        ]
+    );
+}
+
+#[test]
+fn unused_components_are_accepted_with_a_warning_each() {
+    let yaml = "receivers: {node: , node/spare: }\nprocessors: {batch: }\nexporters: {debug: , prometheus: }\n\
+                extensions: {health_check: }\n\
+                service: {pipelines: {metrics: {receivers: [node], exporters: [debug]}}}\n";
+    let loaded = load_str_with(yaml, "x.yaml", &no_env, &Components::builtin()).unwrap();
+    assert_eq!(
+        loaded.warnings,
+        vec![
+            "receivers.node/spare: defined but used by no pipeline; it is not started",
+            "processors.batch: defined but used by no pipeline; it is not started",
+            "exporters.prometheus: defined but used by no pipeline; it is not started",
+            "extensions.health_check: defined but not listed in service.extensions; it is not started",
         ]
     );
 }

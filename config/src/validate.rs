@@ -14,7 +14,8 @@ use crate::locate::{Segment, segments};
 use crate::registry::{Components, Decoder};
 use nodetel_core::config::{ExtensionConfig, FieldError};
 
-/// Reads, decodes and checks an expanded document.
+/// Reads, decodes and checks an expanded document; returns the config and warnings about
+/// components that are defined but unused.
 ///
 /// `retyped` holds the values that environment expansion turned into bools or numbers, with
 /// their text: a component field that wants a string gets the text instead (otelcol does the
@@ -23,7 +24,7 @@ pub(crate) fn validate(
     root: Value,
     retyped: &BTreeMap<String, String>,
     components: &Components,
-) -> Result<Config, Vec<ConfigError>> {
+) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
     let (doc, mut errors) = document::parse(root);
 
     let receivers = decode_all(
@@ -128,7 +129,15 @@ pub(crate) fn validate(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Config {
+    let warnings = unused(
+        &pipelines,
+        &receivers,
+        &processors,
+        &exporters,
+        &extensions,
+        &enabled_extensions,
+    );
+    let config = Config {
         receivers: receivers.decoded,
         processors: processors.decoded,
         exporters: exporters.decoded,
@@ -138,7 +147,54 @@ pub(crate) fn validate(
         telemetry: doc.service.telemetry,
         shutdown_timeout: doc.service.shutdown_timeout,
         queue_capacity: doc.service.queue_capacity,
-    })
+    };
+    Ok((config, warnings))
+}
+
+/// Warnings for components that are defined but not used: otelcol accepts them, and so does
+/// nodetel, but they are not started, which is worth saying.
+fn unused<R, P, E, X>(
+    pipelines: &[Pipeline],
+    receivers: &Decoded<R>,
+    processors: &Decoded<P>,
+    exporters: &Decoded<E>,
+    extensions: &Decoded<X>,
+    enabled: &[ComponentId],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut check = |section: &str, defined: &BTreeSet<String>, used: &dyn Fn(&str) -> bool, fix: &str| {
+        for id in defined.iter().filter(|id| !used(id)) {
+            warnings.push(format!("{section}.{id}: defined but {fix}; it is not started"));
+        }
+    };
+    let in_any = |f: fn(&Pipeline) -> &Vec<ComponentId>| {
+        move |id: &str| pipelines.iter().any(|p| f(p).iter().any(|x| x.as_str() == id))
+    };
+    check(
+        "receivers",
+        &receivers.defined,
+        &in_any(|p| &p.receivers),
+        "used by no pipeline",
+    );
+    check(
+        "processors",
+        &processors.defined,
+        &in_any(|p| &p.processors),
+        "used by no pipeline",
+    );
+    check(
+        "exporters",
+        &exporters.defined,
+        &in_any(|p| &p.exporters),
+        "used by no pipeline",
+    );
+    check(
+        "extensions",
+        &extensions.defined,
+        &|id: &str| enabled.iter().any(|e| e.as_str() == id),
+        "not listed in service.extensions",
+    );
+    warnings
 }
 
 /// The sections of one kind: every id written (decoded or not) and the decoded ones.
