@@ -88,6 +88,37 @@ pub(crate) struct MetricsTelemetry {
     pub(crate) address: Option<String>,
     /// `none` turns the self-metrics endpoint off; `basic`, `normal` and `detailed` keep it on.
     pub(crate) level: Option<String>,
+    /// Newer otelcol's form of `address`: one pull reader with a Prometheus exporter.
+    pub(crate) readers: Vec<MetricReader>,
+}
+
+/// `service.telemetry.metrics.readers[]`: only a pull reader serving Prometheus fits nodetel.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MetricReader {
+    pub(crate) pull: Option<PullReader>,
+}
+
+/// `readers[].pull`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PullReader {
+    pub(crate) exporter: PullExporter,
+}
+
+/// `readers[].pull.exporter`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PullExporter {
+    pub(crate) prometheus: PullPrometheus,
+}
+
+/// `readers[].pull.exporter.prometheus`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PullPrometheus {
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 /// `service.telemetry.logs`.
@@ -253,7 +284,7 @@ fn telemetry(path: &str, value: Value, errors: &mut Vec<ConfigError>) -> Telemet
     } else {
         value
     };
-    let doc: TelemetryDoc = match serde_path_to_error::deserialize(value) {
+    let mut doc: TelemetryDoc = match serde_path_to_error::deserialize(value) {
         Ok(doc) => doc,
         Err(e) => {
             let inner = e.path().to_string();
@@ -279,6 +310,30 @@ fn telemetry(path: &str, value: Value, errors: &mut Vec<ConfigError>) -> Telemet
     );
     check("logs.level", &doc.logs.level, &["debug", "info", "warn", "error"]);
     check("logs.encoding", &doc.logs.encoding, &["console", "json"]);
+    match doc.metrics.readers.as_slice() {
+        [] => {}
+        [MetricReader { pull: Some(pull) }] if doc.metrics.address.is_none() => {
+            let p = &pull.exporter.prometheus;
+            let host = if p.host.contains(':') {
+                format!("[{}]", p.host)
+            } else {
+                p.host.clone()
+            };
+            doc.metrics.address = Some(format!("{host}:{}", p.port));
+        }
+        [MetricReader { pull: Some(_) }] => errors.push(ConfigError::new(
+            join_path(path, "metrics.readers"),
+            "set either metrics.address or metrics.readers, not both",
+        )),
+        [MetricReader { pull: None }] => errors.push(ConfigError::new(
+            join_path(path, "metrics.readers[0]"),
+            "only a pull reader is supported: pull: {exporter: {prometheus: {host: 127.0.0.1, port: 8888}}}",
+        )),
+        _ => errors.push(ConfigError::new(
+            join_path(path, "metrics.readers"),
+            "nodetel serves its metrics on one endpoint; keep a single pull reader",
+        )),
+    }
     if let Some(address) = &doc.metrics.address
         && !is_host_port(address)
     {
@@ -466,6 +521,30 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert!(
             errors[0].starts_with("service.telemetry.logs.levle: unknown field `levle`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_prometheus_pull_reader_sets_the_telemetry_address() {
+        let (doc, errors) = parse_str(
+            "service:\n  telemetry:\n    metrics:\n      readers:\n        - pull:\n            exporter:\n              \
+             prometheus: {host: '::1', port: 9888}\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(doc.service.telemetry.metrics.address.as_deref(), Some("[::1]:9888"));
+        let (_, errors) = parse_str(
+            "service: {telemetry: {metrics: {address: '127.0.0.1:1', readers: [{pull: {exporter: {prometheus: \
+             {host: a, port: 2}}}}]}}}\n",
+        );
+        assert_eq!(
+            errors,
+            vec!["service.telemetry.metrics.readers: set either metrics.address or metrics.readers, not both"]
+        );
+        let (_, errors) = parse_str("service: {telemetry: {metrics: {readers: [{periodic: {}}]}}}\n");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("service.telemetry.metrics.readers[0].periodic: unknown field `periodic`"),
             "{errors:?}"
         );
     }
