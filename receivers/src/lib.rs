@@ -2,6 +2,7 @@
 //! (`node`); the `prometheus` receiver scrapes endpoints. A receiver never knows an exporter.
 #![deny(missing_docs)]
 
+pub mod gpu;
 pub mod node;
 pub mod prometheus;
 pub mod otlp;

@@ -115,7 +115,10 @@ impl FakeGpuSource {
     /// Delivers an Xid event to every watcher. Panics if the GPU does not exist.
     pub fn send_xid(&self, device: u32, xid: u64) {
         let mut state = self.lock();
-        assert!(state.devices.contains_key(&device), "fake GPU source: no GPU with index {device}");
+        assert!(
+            state.devices.contains_key(&device),
+            "fake GPU source: no GPU with index {device}"
+        );
         state
             .xid_senders
             .retain(|tx| tx.send(Ok(XidEvent { device, xid })).is_ok());
@@ -168,11 +171,7 @@ impl GpuSource for FakeGpuSource {
         })
     }
 
-    fn profiling(
-        &self,
-        device: u32,
-        metrics: &[ProfilingMetric],
-    ) -> Result<Vec<Result<f64, GpuError>>, GpuError> {
+    fn profiling(&self, device: u32, metrics: &[ProfilingMetric]) -> Result<Vec<Result<f64, GpuError>>, GpuError> {
         self.with_device(device, |d| {
             if d.lost {
                 return Err(GpuError::GpuLost);

@@ -5,9 +5,9 @@
 //! Facts only, in NVML's own units (bytes, milliwatts, nanoseconds, percent); metric names,
 //! unit conversions and labels live in the `gpu` receiver.
 
-mod nvml;
 #[cfg(feature = "test-util")]
 pub mod fake;
+mod nvml;
 
 use std::time::Duration;
 
@@ -217,11 +217,7 @@ pub trait GpuSource: Send + Sync + std::fmt::Debug {
     /// Profiling metrics of GPU `device`, averaged since the previous call for that device. The
     /// outer error fails all metrics (GPM unsupported, GPU lost); the first call per device
     /// returns [`GpuError::NotReady`] for each metric.
-    fn profiling(
-        &self,
-        device: u32,
-        metrics: &[ProfilingMetric],
-    ) -> Result<Vec<Result<f64, GpuError>>, GpuError>;
+    fn profiling(&self, device: u32, metrics: &[ProfilingMetric]) -> Result<Vec<Result<f64, GpuError>>, GpuError>;
     /// Starts watching every GPU for critical Xid events.
     fn xid_watcher(&self) -> Result<Box<dyn XidWatcher>, GpuError>;
 }

@@ -120,7 +120,10 @@ impl NvmlSource {
         let mut infos = Vec::new();
         let mut unavailable = Vec::new();
         for index in 0..count {
-            match nvml.device_by_index(index).and_then(|d| Ok((device_info(index, &d)?, d))) {
+            match nvml
+                .device_by_index(index)
+                .and_then(|d| Ok((device_info(index, &d)?, d)))
+            {
                 Ok((info, device)) => {
                     infos.push(info);
                     handles.push(Some(device));
@@ -299,11 +302,7 @@ impl GpuSource for NvmlSource {
         }
     }
 
-    fn profiling(
-        &self,
-        device: u32,
-        metrics: &[ProfilingMetric],
-    ) -> Result<Vec<Result<f64, GpuError>>, GpuError> {
+    fn profiling(&self, device: u32, metrics: &[ProfilingMetric]) -> Result<Vec<Result<f64, GpuError>>, GpuError> {
         let d = self.device(device)?;
         if !d.gpm_support().map_err(map_err)? {
             return Err(GpuError::NotSupported);
