@@ -64,6 +64,7 @@ impl Components {
         c.with_receiver::<nodetel_receivers::node::NodeConfig>()
             .with_receiver::<nodetel_receivers::prometheus::PrometheusConfig>()
             .with_receiver::<nodetel_receivers::otlp::OtlpConfig>()
+            .with_receiver::<nodetel_receivers::slurm::SlurmConfig>()
             .with_processor::<nodetel_processors::batch::BatchConfig>()
             .with_processor::<nodetel_processors::slurmattributes::SlurmAttributesConfig>()
             .with_exporter::<nodetel_exporters::debug::DebugConfig>()
