@@ -148,7 +148,9 @@ pub fn scan(proc_root: &Path, buf: &mut Vec<u8>) -> std::io::Result<TaskScan> {
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        if pid == own_pid {
+        // Init is never a Slurm task, and container runtimes often deny its environ even to
+        // root; counting it would report a permission problem that does not matter.
+        if pid == own_pid || pid == 1 {
             continue;
         }
         out.scanned += 1;

@@ -171,7 +171,7 @@ impl<R: CommandRunner> Refresher<R> {
             if !self.told_unreadable {
                 tracing::warn!(
                     unreadable = scan.unreadable,
-                    "Cannot read the environment of some processes (nodetel is not root); their ranks come from scontrol listpids where it can tell, and are missing otherwise."
+                    "Cannot read the environment of some processes (nodetel is not root, or lacks ptrace access); their ranks come from scontrol listpids where it can tell, and are missing otherwise."
                 );
                 self.told_unreadable = true;
             }
