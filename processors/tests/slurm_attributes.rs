@@ -2,6 +2,7 @@
 //! are started with srun and sbatch, and a batch of per-GPU series (keyed by the GPU indices
 //! Slurm hands out) must carry each GPU's job, user, partition, rank and local rank within one
 //! refresh of the job starting, and lose them within one refresh of it ending.
+#![allow(clippy::unwrap_used)]
 
 #[path = "../../receivers/tests/slurm_support/mod.rs"]
 mod slurm_support;

@@ -1,7 +1,7 @@
 //! A private single-node Slurm (munged, slurmctld, slurmd, four fake GPUs) for the Slurm tests,
 //! started by `scripts/slurm/up.sh` in a work dir of its own and stopped by `down.sh` when
 //! the handle drops. Shared by the receiver and processor test binaries.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -141,10 +141,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let status = Command::new(self.scripts.join("down.sh")).arg(&self.dir).output();
-        if let Ok(out) = status {
-            if !out.status.success() {
-                eprintln!("down.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
+        if let Ok(out) = status.as_ref().filter(|o| !o.status.success()) {
+            eprintln!("down.sh failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
