@@ -79,6 +79,7 @@ pub struct RemoteWriteExporter {
     capacity: usize,
     flush_timeout: Duration,
     resize: Resize,
+    checked: bool,
 }
 
 impl std::fmt::Debug for RemoteWriteExporter {
@@ -164,6 +165,7 @@ impl RemoteWriteExporter {
             max_shards: cfg.max_shards(),
             capacity,
             flush_timeout: cfg.shutdown_flush_timeout,
+            checked: false,
         };
         // Start replaying right away when built inside the runtime; otherwise at the first export.
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -183,6 +185,18 @@ impl RemoteWriteExporter {
     }
 
     fn start(&mut self, n: usize) {
+        if !self.checked {
+            self.checked = true;
+            if let Some(signer) = self.shared.sender.signer().cloned() {
+                // Load credentials now so a missing role shows in the log at start-up, not
+                // only when the first request fails.
+                tokio::spawn(async move {
+                    if let Err(error) = signer.check().await {
+                        tracing::warn!(%error, "SigV4 credentials are not available yet; sends will retry.");
+                    }
+                });
+            }
+        }
         if self.replayer.is_none() && self.shared.disk.is_some() {
             self.replayer = Some(tokio::spawn(shards::run_replayer(self.shared.clone())));
         }
