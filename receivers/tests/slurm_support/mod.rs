@@ -141,7 +141,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let status = Command::new(self.scripts.join("down.sh")).arg(&self.dir).output();
-        if let Ok(out) = status.as_ref().filter(|o| !o.status.success()) {
+        if let Some(out) = status.ok().filter(|o| !o.status.success()) {
             eprintln!("down.sh failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
