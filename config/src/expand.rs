@@ -167,7 +167,8 @@ fn expand_str(s: &str, env: Env<'_>) -> Result<ExpandedStr, String> {
                 },
             }
             references += 1;
-            whole_reference = at == 0 && end + 1 == body.len() && std::ptr::eq(rest, s);
+            // `${` + body + `}` spanning all of `s`: the reference starts at 0 and ends at the end.
+            whole_reference = rest.len() == s.len() && at == 0 && end + 1 == body.len();
             rest = &body[end + 1..];
         } else {
             // A lone `$` is literal, as in otelcol (`$VAR` without braces is not expanded).

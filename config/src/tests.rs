@@ -307,6 +307,20 @@ fn a_file_that_is_not_yaml_or_missing_is_one_error_naming_it() {
 }
 
 #[test]
+fn a_key_written_twice_is_a_yaml_error_with_its_line() {
+    let yaml = "receivers:\n  node:\nexporters:\n  debug:\n  debug:\n";
+    let errors = load_str_with(yaml, "dup.yaml", &no_env, &Components::builtin()).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert_eq!(errors.0[0].path, "dup.yaml");
+    assert!(
+        errors.0[0].message.contains("duplicate entry"),
+        "{}",
+        errors.0[0].message
+    );
+    assert!(errors.0[0].message.contains("line 4"), "{}", errors.0[0].message);
+}
+
+#[test]
 fn an_empty_document_only_lacks_pipelines() {
     let errors = load_str_with("", "empty.yaml", &no_env, &Components::builtin()).unwrap_err();
     assert_eq!(errors.0.len(), 1);
