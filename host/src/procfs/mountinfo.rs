@@ -66,7 +66,8 @@ fn parse_line(line: &str) -> Result<Mount<'_>, String> {
             "expected \"id parent major:minor root mountpoint options ... - fstype source superoptions\", found {line:?}"
         )
     };
-    let mut fields = line.split(' ');
+    // Spaces inside fields are escaped as \040, so whitespace separates fields.
+    let mut fields = line.split_ascii_whitespace();
     let _id = fields.next().ok_or_else(bad)?;
     let _parent = fields.next().ok_or_else(bad)?;
     let (major, minor) = fields.next().and_then(|f| f.split_once(':')).ok_or_else(bad)?;

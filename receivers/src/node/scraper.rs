@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use nodetel_core::component::{BoxError, Scraper};
 use nodetel_core::{Batch, Labels, MetricMetadata, MetricType};
 
-use super::collectors::{self, Collector};
+use super::collectors::{self, CollectError, Collector};
 use super::config::NodeConfig;
 use super::series::{Context, SeriesFactory, family};
 
@@ -18,6 +18,14 @@ pub enum NodeError {
     /// `job` or `instance` cannot be used as a label value.
     #[error("cannot build the job/instance labels: {0}")]
     Labels(#[from] nodetel_core::labels::LabelError),
+    /// A collector's filter regex does not compile.
+    #[error("collector {collector}: invalid regex: {source}")]
+    Regex {
+        /// The collector.
+        collector: &'static str,
+        /// What the regex engine said.
+        source: regex::Error,
+    },
     /// The previous round has not finished (a file read is hanging); this round is skipped.
     #[error("the previous collection is still running; skipping this round")]
     Busy,
@@ -44,6 +52,7 @@ pub struct NodeCollector {
     duration_md: Arc<MetricMetadata>,
     success_md: Arc<MetricMetadata>,
     last_len: usize,
+    round: u64,
 }
 
 impl std::fmt::Debug for NodeCollector {
@@ -74,7 +83,10 @@ impl NodeCollector {
             let Some(reg) = collectors::find(name) else { continue };
             entries.push(Entry {
                 name,
-                collector: (reg.build)(&paths),
+                collector: (reg.build)(&paths).map_err(|source| NodeError::Regex {
+                    collector: name,
+                    source,
+                })?,
                 success: series.labels(&success_md.family, &[("collector", name)])?,
                 duration: series.labels(&duration_md.family, &[("collector", name)])?,
                 failing: false,
@@ -87,7 +99,16 @@ impl NodeCollector {
             duration_md,
             success_md,
             last_len: 0,
+            round: 0,
         })
+    }
+
+    /// Swaps the collector called `name` (tests use it to fake system calls).
+    #[cfg(test)]
+    pub(crate) fn replace(&mut self, name: &str, collector: Box<dyn Collector>) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.name == name) {
+            entry.collector = collector;
+        }
     }
 
     /// The names of the collectors that run.
@@ -104,7 +125,8 @@ impl NodeCollector {
         let start_len = out.series.len();
         let mut results = Vec::with_capacity(self.entries.len());
         {
-            let mut cx = Context::new(&mut self.series, &mut self.buf, out, timestamp_ms);
+            self.round += 1;
+            let mut cx = Context::new(&mut self.series, &mut self.buf, out, timestamp_ms, self.round);
             for entry in &mut self.entries {
                 let mark = cx.mark();
                 let started = Instant::now();
@@ -118,7 +140,9 @@ impl NodeCollector {
                     Ok(()) => {}
                     Err(error) => {
                         cx.rollback(mark);
-                        if !entry.failing {
+                        if matches!(error, CollectError::NoData(_)) {
+                            tracing::debug!(collector = entry.name, %error, "Collector has no data.");
+                        } else if !entry.failing {
                             tracing::warn!(
                                 collector = entry.name,
                                 %error,

@@ -3,6 +3,7 @@
 //! A node reports the same series every round, so collectors build each series' `Labels` once
 //! (through [`SeriesFactory`]) and keep it; a round of an unchanged node only clones `Arc`s.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use nodetel_core::labels::{LabelError, METRIC_NAME, Pair};
@@ -50,6 +51,8 @@ pub(crate) struct Context<'a> {
     pub(crate) buf: &'a mut String,
     out: &'a mut Batch,
     timestamp_ms: i64,
+    /// Counts rounds, so [`Family`] knows when a new one starts.
+    round: u64,
 }
 
 impl<'a> Context<'a> {
@@ -58,13 +61,20 @@ impl<'a> Context<'a> {
         buf: &'a mut String,
         out: &'a mut Batch,
         timestamp_ms: i64,
+        round: u64,
     ) -> Context<'a> {
         Context {
             series,
             buf,
             out,
             timestamp_ms,
+            round,
         }
+    }
+
+    /// The timestamp of this round's samples.
+    pub(crate) fn timestamp_ms(&self) -> i64 {
+        self.timestamp_ms
     }
 
     /// Declares a family emitted this round.
@@ -89,6 +99,62 @@ impl<'a> Context<'a> {
     }
 }
 
+/// One metric family whose series are told apart by label values: caches each series' label set
+/// by its values, declares the family's metadata once per round, and forgets series that were
+/// not reported in the previous round (interfaces and disks come and go).
+#[derive(Debug)]
+pub(crate) struct Family {
+    md: Arc<MetricMetadata>,
+    series: HashMap<Box<str>, (Labels, u64)>,
+    key: String,
+    round: u64,
+    used: usize,
+}
+
+impl Family {
+    pub(crate) fn new(name: &str, kind: MetricType, help: &str) -> Family {
+        Family {
+            md: family(name, kind, help),
+            series: HashMap::new(),
+            key: String::new(),
+            round: u64::MAX,
+            used: 0,
+        }
+    }
+
+    /// Pushes one sample of the series with these label `(name, value)` pairs. The names must be
+    /// the same, in the same order, on every call for a family.
+    pub(crate) fn emit(&mut self, cx: &mut Context<'_>, labels: &[(&str, &str)], value: f64) -> Result<(), LabelError> {
+        if self.round != cx.round {
+            if self.series.len() > self.used {
+                let last = self.round;
+                self.series.retain(|_, (_, seen)| *seen == last);
+            }
+            self.round = cx.round;
+            self.used = 0;
+            cx.family(&self.md);
+        }
+        self.key.clear();
+        for (_, v) in labels {
+            self.key.push_str(v);
+            self.key.push('\u{0}');
+        }
+        let entry = match self.series.get_mut(self.key.as_str()) {
+            Some(entry) => entry,
+            None => {
+                let built = cx.series.labels(&self.md.family, labels)?;
+                self.series.entry(self.key.as_str().into()).or_insert((built, 0))
+            }
+        };
+        if entry.1 != cx.round {
+            entry.1 = cx.round;
+            self.used += 1;
+        }
+        cx.sample(&entry.0, value);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +172,30 @@ mod tests {
         let again = f.labels("node_load1", &[]).unwrap();
         assert_eq!(again.to_string(), r#"node_load1{instance="h1",job="node_exporter"}"#);
         assert!(f.labels("bad name", &[]).is_err());
+    }
+
+    #[test]
+    fn families_cache_series_and_forget_vanished_ones() {
+        let mut f = SeriesFactory::new("j", "i").unwrap();
+        let mut buf = String::new();
+        let mut fam = Family::new("node_x", MetricType::Gauge, "X.");
+        let mut round = |n: u64, devices: &[&str]| {
+            let mut out = Batch::new();
+            let mut cx = Context::new(&mut f, &mut buf, &mut out, 0, n);
+            for d in devices {
+                fam.emit(&mut cx, &[("device", d)], 1.0).unwrap();
+            }
+            out
+        };
+        let a = round(1, &["a", "b"]);
+        assert_eq!(a.metadata.len(), 1, "metadata once per round");
+        let b = round(2, &["a"]);
+        assert!(a.series[0].labels.ptr_eq(&b.series[0].labels));
+        let c = round(3, &["b"]);
+        assert!(
+            !a.series[1].labels.ptr_eq(&c.series[0].labels),
+            "b was forgotten after a round without it"
+        );
+        assert_eq!(c.series[0].labels, a.series[1].labels);
     }
 }

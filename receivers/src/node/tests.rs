@@ -17,17 +17,55 @@ fn tree(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/node").join(name)
 }
 
+/// A config reading `root` with only the phase-one collectors, which the small trees cover.
 fn config_for(root: &Path) -> NodeConfig {
+    config_with(root, &["cpu", "meminfo", "loadavg"])
+}
+
+fn config_with(root: &Path, collectors: &[&str]) -> NodeConfig {
     let mut config = NodeConfig::default();
     config.path.rootfs = root.to_owned();
     config.instance = Some("testhost".to_owned());
+    if !collectors.is_empty() {
+        config.collectors.disable_defaults = true;
+        config.collectors.enabled = collectors.iter().map(|c| c.to_string()).collect();
+    }
     config
 }
 
-fn collect(config: &NodeConfig) -> Batch {
+/// statvfs results that do not depend on the machine running the tests: every filesystem is
+/// 1000 blocks of 4 KiB with a quarter free, and anything mounted at `*/shm` cannot be read.
+fn fake_statvfs(path: &Path) -> std::io::Result<collectors::filesystem::FsStats> {
+    if path.ends_with("shm") {
+        return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+    }
+    Ok(collectors::filesystem::FsStats {
+        size: 4_096_000.0,
+        free: 1_024_000.0,
+        avail: 512_000.0,
+        files: 1000.0,
+        files_free: 900.0,
+    })
+}
+
+fn collector_for(config: &NodeConfig) -> NodeCollector {
     let mut collector = NodeCollector::new(config, config.instance.as_deref().unwrap()).unwrap();
+    let paths = config.path.resolve();
+    collector.replace(
+        "filesystem",
+        Box::new(collectors::filesystem::FilesystemCollector::with_stat(
+            &paths,
+            regex::Regex::new(collectors::filesystem::DEFAULT_MOUNT_POINTS_EXCLUDE).unwrap(),
+            regex::Regex::new(collectors::filesystem::DEFAULT_FS_TYPES_EXCLUDE).unwrap(),
+            fake_statvfs,
+        )),
+    );
+    collector
+}
+
+fn collect(config: &NodeConfig) -> Batch {
     let mut batch = Batch::new();
-    collector.collect(TIMESTAMP_MS, &mut batch);
+    collector_for(config).collect(TIMESTAMP_MS, &mut batch);
     batch
 }
 
@@ -49,7 +87,8 @@ fn render(batch: &Batch) -> String {
             writer.write(&mut out, &s.labels, sample.value, None);
         }
     }
-    out
+    // uname's machine is the architecture the tests run on.
+    out.replace(&format!("machine=\"{}\"", std::env::consts::ARCH), "machine=\"ARCH\"")
 }
 
 /// Compares with `testdata/node/<tree>/expected.prom`; `NODETEL_UPDATE_GOLDEN=1` rewrites it.
@@ -175,7 +214,7 @@ fn a_malformed_file_fails_its_collector_without_partial_output() {
 #[test]
 fn an_unchanged_node_reuses_every_label_set() {
     let config = config_for(&tree("basic"));
-    let mut collector = NodeCollector::new(&config, "testhost").unwrap();
+    let mut collector = collector_for(&config);
     let mut first = Batch::new();
     collector.collect(1, &mut first);
     let mut second = Batch::new();
@@ -194,9 +233,7 @@ fn cpu_counters_never_go_backwards_but_reset_on_hotplug() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("proc")).unwrap();
     let stat = dir.path().join("proc/stat");
-    let mut config = config_for(dir.path());
-    config.collectors.disable_defaults = true;
-    config.collectors.enabled = vec!["cpu".to_owned()];
+    let config = config_with(dir.path(), &["cpu"]);
     let mut collector = NodeCollector::new(&config, "testhost").unwrap();
     let mut round = |text: &str| {
         std::fs::write(&stat, text).unwrap();
@@ -247,4 +284,213 @@ async fn the_scraper_collects_off_the_runtime_and_build_accepts_defaults() {
             .iter()
             .all(|s| s.labels.get("instance") == Some("builthost"))
     );
+}
+
+#[test]
+fn this_machine_tree_matches_the_golden_output() {
+    let batch = collect(&config_with(&tree("this-machine"), &[]));
+    check_golden("this-machine", &render(&batch));
+    let l = r#"instance="testhost",job="node_exporter""#;
+    let success = |c: &str| {
+        value(
+            &batch,
+            &format!(r#"node_scrape_collector_success{{collector="{c}",{l}}}"#),
+        )
+    };
+    for c in super::collectors::REGISTRY.iter().map(|r| r.name) {
+        // The tree holds every file the default collectors read; this machine has no EFA.
+        let want = if c == "amazonefa" { 0.0 } else { 1.0 };
+        assert_eq!(success(c), Some(want), "collector {c}");
+    }
+}
+
+#[test]
+fn an_unchanged_full_node_reuses_every_label_set() {
+    let config = config_with(&tree("this-machine"), &[]);
+    let mut collector = collector_for(&config);
+    let mut first = Batch::new();
+    collector.collect(1, &mut first);
+    let mut second = Batch::new();
+    collector.collect(2, &mut second);
+    assert_eq!(first.len(), second.len());
+    for (a, b) in first.series.iter().zip(&second.series) {
+        assert!(a.labels.ptr_eq(&b.labels), "{} was rebuilt", a.labels);
+    }
+}
+
+#[test]
+fn collectors_convert_units_and_filter_like_node_exporter() {
+    let batch = collect(&config_with(&tree("this-machine"), &[]));
+    let l = r#"instance="testhost",job="node_exporter""#;
+    let v = |id: String| value(&batch, &id);
+    // /proc/stat: 19900 forks in the file's `processes` line.
+    let text = std::fs::read_to_string(tree("this-machine").join("proc/stat")).unwrap();
+    let forks: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("processes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(v(format!("node_forks_total{{{l}}}")), Some(forks));
+    // diskstats: sectors are 512 bytes, milliseconds become seconds, loop and zram are excluded.
+    let disk = std::fs::read_to_string(tree("this-machine").join("proc/diskstats")).unwrap();
+    let vda: Vec<f64> = disk
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("vda"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(
+        v(format!(r#"node_disk_read_bytes_total{{device="vda",{l}}}"#)),
+        Some(vda[2] * 512.0)
+    );
+    assert_eq!(
+        v(format!(r#"node_disk_read_time_seconds_total{{device="vda",{l}}}"#)),
+        Some(vda[3] / 1000.0)
+    );
+    assert!(
+        batch
+            .series
+            .iter()
+            .all(|s| !matches!(s.labels.get("device"), Some(d) if d.starts_with("loop") || d == "zram0"))
+    );
+    // vmstat and netstat keep only node_exporter's default fields.
+    assert!(v(format!("node_vmstat_pgfault{{{l}}}")).is_some());
+    assert!(v(format!("node_vmstat_nr_free_pages{{{l}}}")).is_none());
+    assert!(v(format!("node_netstat_Tcp_InSegs{{{l}}}")).is_some());
+    assert!(v(format!("node_netstat_Tcp_MaxConn{{{l}}}")).is_none());
+    // sockstat: mem is in pages, mem_bytes in bytes.
+    let pages = v(format!("node_sockstat_TCP_mem{{{l}}}")).unwrap();
+    let page = rustix::param::page_size() as f64;
+    assert_eq!(v(format!("node_sockstat_TCP_mem_bytes{{{l}}}")), Some(pages * page));
+    // filesystem: excluded types and mount points are left out; a failing statvfs reports
+    // device_error 1 and no sizes.
+    assert_eq!(
+        v(format!(
+            r#"node_filesystem_avail_bytes{{device="/dev/vda",fstype="ext4",{l},mountpoint="/"}}"#
+        )),
+        Some(512_000.0)
+    );
+    assert!(batch.series.iter().all(|s| s.labels.get("fstype") != Some("cgroup")));
+    // pressure: microseconds become seconds.
+    let io = std::fs::read_to_string(tree("this-machine").join("proc/pressure/io")).unwrap();
+    let total: f64 = io
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit("total=")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        v(format!("node_pressure_io_waiting_seconds_total{{{l}}}")),
+        Some(total / 1e6)
+    );
+    // time: the round's timestamp, and UTC without /etc/localtime.
+    assert_eq!(
+        v(format!("node_time_seconds{{{l}}}")),
+        Some(TIMESTAMP_MS as f64 / 1000.0)
+    );
+    assert_eq!(
+        v(format!(r#"node_time_zone_offset_seconds{{{l},time_zone="UTC"}}"#)),
+        Some(0.0)
+    );
+    let md = |name: &str| batch.metadata.iter().find(|m| &*m.family == name).unwrap().kind;
+    assert_eq!(md("node_vmstat_pgfault"), MetricType::Unknown);
+    assert_eq!(md("node_disk_io_now"), MetricType::Gauge);
+    assert_eq!(md("node_network_receive_bytes_total"), MetricType::Counter);
+}
+
+#[test]
+fn shm_that_cannot_be_read_reports_a_device_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("proc/1")).unwrap();
+    std::fs::write(
+        dir.path().join("proc/1/mountinfo"),
+        concat!(
+            "1 0 254:0 / / ro,relatime - ext4 /dev/vda rw\n",
+            "2 1 0:23 / /mnt/shm rw - tmpfs tmpfs rw\n",
+            "3 1 0:24 / /proc rw - proc proc rw\n",
+        ),
+    )
+    .unwrap();
+    let batch = collect(&config_with(dir.path(), &["filesystem"]));
+    let l = r#"instance="testhost",job="node_exporter""#;
+    let v = |id: String| value(&batch, &id);
+    let shm = format!(r#"device="tmpfs",fstype="tmpfs",{l},mountpoint="/mnt/shm""#);
+    assert_eq!(v(format!("node_filesystem_device_error{{{shm}}}")), Some(1.0));
+    assert_eq!(v(format!("node_filesystem_size_bytes{{{shm}}}")), None);
+    let root = format!(r#"device="/dev/vda",fstype="ext4",{l},mountpoint="/""#);
+    assert_eq!(v(format!("node_filesystem_readonly{{{root}}}")), Some(1.0));
+    assert_eq!(v(format!("node_filesystem_device_error{{{root}}}")), Some(0.0));
+    assert!(batch.series.iter().all(|s| s.labels.get("mountpoint") != Some("/proc")));
+}
+
+#[test]
+fn gpu_node_tree_matches_the_golden_output() {
+    let batch = collect(&config_with(&tree("gpu-node"), &["amazonefa", "diskstats"]));
+    check_golden("gpu-node", &render(&batch));
+    let l = r#"instance="testhost",job="node_exporter""#;
+    let v = |id: String| value(&batch, &id);
+    // EFA counters keep the exporter's names (no _total) and come per device and port.
+    assert_eq!(
+        v(format!(r#"node_amazonefa_lifespan{{device="rdmap79s0",{l},port="1"}}"#)),
+        Some(12.0)
+    );
+    assert_eq!(
+        v(format!(
+            r#"node_amazonefa_retrans_pkts{{device="rdmap80s0",{l},port="1"}}"#
+        )),
+        Some(12.0)
+    );
+    assert_eq!(
+        v(format!(r#"node_amazonefa_info{{device="rdmap80s0",{l}}}"#)),
+        Some(1.0)
+    );
+    assert!(
+        batch
+            .series
+            .iter()
+            .all(|s| s.labels.metric_name() != Some("node_amazonefa_alloc_pd_err"))
+    );
+    let md = batch
+        .metadata
+        .iter()
+        .find(|m| &*m.family == "node_amazonefa_tx_bytes")
+        .unwrap();
+    assert_eq!(md.kind, MetricType::Counter);
+    // Partitions are excluded; udev properties label node_disk_info.
+    assert!(batch.series.iter().all(|s| s.labels.get("device") != Some("nvme0n1p1")));
+    let info = batch
+        .series
+        .iter()
+        .find(|s| s.labels.metric_name() == Some("node_disk_info") && s.labels.get("device") == Some("nvme0n1"))
+        .unwrap();
+    assert_eq!(info.labels.get("serial"), Some("vol0123456789abcdef0"));
+    assert_eq!(info.labels.get("rotational"), Some("0"));
+    assert_eq!(info.labels.get("major"), Some("259"));
+    // Old-kernel lines without discard and flush columns yield only the 11 base counters.
+    assert!(v(format!(r#"node_disk_io_now{{device="dm-0",{l}}}"#)).is_some());
+    assert!(v(format!(r#"node_disk_discards_completed_total{{device="dm-0",{l}}}"#)).is_none());
+    assert_eq!(
+        v(format!(r#"node_disk_flush_requests_total{{device="nvme0n1",{l}}}"#)),
+        Some(16470.0)
+    );
+}
+
+#[test]
+fn a_node_without_efa_reports_no_data_for_amazonefa() {
+    let batch = collect(&config_with(&tree("basic"), &["amazonefa", "loadavg"]));
+    let l = r#"instance="testhost",job="node_exporter""#;
+    let success = |c: &str| {
+        value(
+            &batch,
+            &format!(r#"node_scrape_collector_success{{collector="{c}",{l}}}"#),
+        )
+    };
+    assert_eq!(success("amazonefa"), Some(0.0));
+    assert_eq!(success("loadavg"), Some(1.0));
 }
