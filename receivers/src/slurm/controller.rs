@@ -189,7 +189,9 @@ async fn node<R: CommandRunner>(r: &R, compat: Compat, round: &mut Round<'_>) ->
     for row in &rows {
         let mut labels = vec![("node", row.node.as_str()), ("status", row.state.as_str())];
         if compat == Compat::Sckyzo {
-            labels.push(("partition", row.partition.as_deref().unwrap_or("")));
+            // sinfo marks the default partition `debug*`; the other collectors' `%R` does not,
+            // and later SckyzO releases strip it too, so one partition has one label value.
+            labels.push(("partition", row.partition.as_deref().unwrap_or("").trim_end_matches('*')));
         }
         // A node in several partitions is listed once per partition; without the partition
         // label those rows are the same series, so only the first is kept.
