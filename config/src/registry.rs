@@ -62,6 +62,7 @@ impl Components {
     pub fn builtin() -> Components {
         let mut c = Components::new();
         c.with_receiver::<nodetel_receivers::node::NodeConfig>()
+            .with_receiver::<nodetel_receivers::gpu::GpuConfig>()
             .with_receiver::<nodetel_receivers::prometheus::PrometheusConfig>()
             .with_receiver::<nodetel_receivers::otlp::OtlpConfig>()
             .with_receiver::<nodetel_receivers::slurm::SlurmConfig>()
