@@ -74,6 +74,7 @@ fn expect(
     tasks: &[(String, String, String)],
     job_id: &str,
     name: &str,
+    user: &str,
     partition: &str,
 ) -> Result<(), String> {
     for (rank, local, gpu) in tasks {
@@ -81,7 +82,7 @@ fn expect(
         let want: BTreeMap<String, String> = [
             ("slurm_job_id", job_id),
             ("slurm_job_name", name),
-            ("slurm_job_user", "root"),
+            ("slurm_job_user", user),
             ("slurm_partition", partition),
             ("rank", rank.as_str()),
             ("local_rank", local.as_str()),
@@ -158,7 +159,7 @@ fn jobs_on_a_real_slurm_label_their_gpus_and_leave_when_they_end() {
     });
     let ((), took) = eventually(ONE_REFRESH, "nt-four labels", || {
         let (gpus, _) = view(&mut p, &node);
-        expect(&gpus, &tasks, &four_id, "nt-four", "gpu").ok()
+        expect(&gpus, &tasks, &four_id, "nt-four", "root", "gpu").ok()
     });
     println!("srun -n4 job labelled {took:?} after its tasks started");
     let (_, node_labels) = view(&mut p, &node);
@@ -178,7 +179,8 @@ fn jobs_on_a_real_slurm_label_their_gpus_and_leave_when_they_end() {
     });
     println!("srun -n4 job labels gone {took:?} after it left the queue");
 
-    // Phase 2: a batch job (two GPUs, a step inside) and an srun job share the node.
+    // Phase 2: a batch job of root (two GPUs, a step inside) and an srun job of nobody share
+    // the node.
     let script = format!("srun -n2 --gpu-bind=single:1 bash -c '{}'", task_script(&dir, "batch"));
     cluster.run(
         "sbatch",
@@ -194,9 +196,23 @@ fn jobs_on_a_real_slurm_label_their_gpus_and_leave_when_they_end() {
             &script,
         ],
     );
+    // The second job belongs to another user, as on a shared node.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let mut pair = cluster
-        .command("srun")
-        .args(["-n2", "--gpus-per-task=1", "-p", "gpu", "-J", "nt-pair", "bash", "-c"])
+        .command("runuser")
+        .args(["-u", "nobody", "--", "env"])
+        .arg(format!("SLURM_CONF={}", cluster.conf.display()))
+        .args([
+            "srun",
+            "-n2",
+            "--gpus-per-task=1",
+            "-p",
+            "gpu",
+            "-J",
+            "nt-pair",
+            "bash",
+            "-c",
+        ])
         .arg(task_script(&dir, "pair"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -212,8 +228,8 @@ fn jobs_on_a_real_slurm_label_their_gpus_and_leave_when_they_end() {
     let started = Instant::now();
     while let Err(e) = {
         let (gpus, _) = view(&mut p, &node);
-        expect(&gpus, &batch_tasks, &batch_id, "nt-batch", "debug")
-            .and_then(|()| expect(&gpus, &pair_tasks, &pair_id, "nt-pair", "gpu"))
+        expect(&gpus, &batch_tasks, &batch_id, "nt-batch", "root", "debug")
+            .and_then(|()| expect(&gpus, &pair_tasks, &pair_id, "nt-pair", "nobody", "gpu"))
     } {
         last = e;
         assert!(
