@@ -3,5 +3,6 @@
 #![deny(missing_docs)]
 
 pub mod debug;
+pub mod otlp;
 pub mod prometheus;
 pub mod remote_write;

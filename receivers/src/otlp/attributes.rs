@@ -92,7 +92,11 @@ fn to_json(v: &Value) -> serde_json::Value {
             l.values
                 .iter()
                 .map(|kv| {
-                    let v = kv.value.as_ref().and_then(|v| v.value.as_ref()).map_or(J::Null, to_json);
+                    let v = kv
+                        .value
+                        .as_ref()
+                        .and_then(|v| v.value.as_ref())
+                        .map_or(J::Null, to_json);
                     (kv.key.clone(), v)
                 })
                 .collect(),
@@ -130,6 +134,7 @@ mod tests {
         KeyValue {
             key: k.into(),
             value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
         }
     }
 
@@ -165,6 +170,10 @@ mod tests {
             out
         };
         assert_eq!(key(&a), key(&b));
-        assert_ne!(key(&a), key(&c), "a string 1 and an integer 1 are different series keys");
+        assert_ne!(
+            key(&a),
+            key(&c),
+            "a string 1 and an integer 1 are different series keys"
+        );
     }
 }

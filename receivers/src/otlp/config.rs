@@ -176,7 +176,10 @@ impl Validate for OtlpConfig {
         {
             errors.push(FieldError::new(
                 "protocols.http.endpoint",
-                format!("{} is also the grpc endpoint; give each protocol its own port", h.endpoint),
+                format!(
+                    "{} is also the grpc endpoint; give each protocol its own port",
+                    h.endpoint
+                ),
             ));
         }
         errors

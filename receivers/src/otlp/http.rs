@@ -48,7 +48,7 @@ impl Encoding {
 }
 
 /// A refused request: the HTTP status, the gRPC code for the body, and what to tell the sender.
-struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     code: tonic::Code,
     message: String,
@@ -113,12 +113,18 @@ fn too_large(max: usize) -> Refusal {
     Refusal::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         tonic::Code::ResourceExhausted,
-        format!("the request body is over the limit of {max} bytes; send smaller batches or raise max_request_body_size"),
+        format!(
+            "the request body is over the limit of {max} bytes; send smaller batches or raise max_request_body_size"
+        ),
     )
 }
 
 /// Reads, decompresses and decodes a `/v1/metrics` body.
-async fn decode(req: hyper::Request<Incoming>, encoding: Encoding, max: usize) -> Result<ExportMetricsServiceRequest, Refusal> {
+async fn decode(
+    req: hyper::Request<Incoming>,
+    encoding: Encoding,
+    max: usize,
+) -> Result<ExportMetricsServiceRequest, Refusal> {
     let gzip = match req.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
         None => false,
         Some(Ok(v)) if v.eq_ignore_ascii_case("identity") || v.is_empty() => false,
@@ -157,15 +163,21 @@ async fn decode(req: hyper::Request<Incoming>, encoding: Encoding, max: usize) -
     let body = if gzip { gunzip(&body, max)? } else { body };
     let bad = |what: String| Refusal::new(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, what);
     match encoding {
-        Encoding::Protobuf => ExportMetricsServiceRequest::decode(body)
-            .map_err(|e| bad(format!("the body is not an ExportMetricsServiceRequest in protobuf: {e}"))),
-        Encoding::Json => serde_json::from_slice(&body)
-            .map_err(|e| bad(format!("the body is not an ExportMetricsServiceRequest in OTLP JSON: {e}"))),
+        Encoding::Protobuf => ExportMetricsServiceRequest::decode(body).map_err(|e| {
+            bad(format!(
+                "the body is not an ExportMetricsServiceRequest in protobuf: {e}"
+            ))
+        }),
+        Encoding::Json => serde_json::from_slice(&body).map_err(|e| {
+            bad(format!(
+                "the body is not an ExportMetricsServiceRequest in OTLP JSON: {e}"
+            ))
+        }),
     }
 }
 
 /// Decompresses at most `max` bytes, so a small compressed body cannot claim unbounded memory.
-fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Refusal> {
+pub(crate) fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Refusal> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(body)
         .take(max as u64 + 1)
@@ -185,23 +197,21 @@ fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Refusal> {
 
 async fn handle(req: hyper::Request<Incoming>, ingest: &Ingest, max: usize) -> hyper::Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    let mut encoding = None;
+    // Errors are answered in the request's encoding whenever it names one we know.
+    let encoding = request_encoding(&req).ok();
     let result = match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/metrics") => match request_encoding(&req) {
-            Ok(e) => {
-                encoding = Some(e);
-                match decode(req, e, max).await {
-                    Ok(request) => match ingest.export(&request).await {
-                        Ok(r) => Ok((e, r)),
-                        Err(err) => Err(Refusal::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            tonic::Code::Unavailable,
-                            err.to_string(),
-                        )),
-                    },
-                    Err(r) => Err(r),
-                }
-            }
+            Ok(e) => match decode(req, e, max).await {
+                Ok(request) => match ingest.export(&request).await {
+                    Ok(r) => Ok((e, r)),
+                    Err(err) => Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        tonic::Code::Unavailable,
+                        err.to_string(),
+                    )),
+                },
+                Err(r) => Err(r),
+            },
             Err(r) => Err(r),
         },
         (_, "/v1/metrics") => Err(Refusal::new(
@@ -212,7 +222,9 @@ async fn handle(req: hyper::Request<Incoming>, ingest: &Ingest, max: usize) -> h
         (_, "/v1/traces" | "/v1/logs") => Err(Refusal::new(
             StatusCode::NOT_FOUND,
             tonic::Code::Unimplemented,
-            format!("{path}: this receiver takes metrics only (POST /v1/metrics); send traces and logs to a collector that stores them"),
+            format!(
+                "{path}: this receiver takes metrics only (POST /v1/metrics); send traces and logs to a collector that stores them"
+            ),
         )),
         _ => Err(Refusal::new(
             StatusCode::NOT_FOUND,

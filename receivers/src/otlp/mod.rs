@@ -80,7 +80,10 @@ impl Receiver for OtlpReceiver {
         let ingest = Arc::new(Ingest::new(self.translator.clone(), cx.output.clone()));
         // Bind both before serving either, so a taken port fails the start as a whole.
         let grpc = match &self.config.protocols.grpc {
-            Some(g) => Some((listen("gRPC", &g.endpoint).await?, g.max_recv_msg_size_mib * 1024 * 1024)),
+            Some(g) => Some((
+                listen("gRPC", &g.endpoint).await?,
+                g.max_recv_msg_size_mib * 1024 * 1024,
+            )),
             None => None,
         };
         let http = match &self.config.protocols.http {

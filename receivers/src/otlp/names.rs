@@ -111,9 +111,16 @@ pub(crate) fn prometheus_unit(unit: &str) -> String {
 /// The Prometheus metric name for an OTLP metric.
 pub(crate) fn metric_name(name: &str, unit: &str, kind: NameKind, add_suffixes: bool) -> String {
     let mut out = if add_suffixes {
-        let mut tokens: Vec<&str> = name.split(|c: char| !is_name_char(c)).filter(|t| !t.is_empty()).collect();
+        let mut tokens: Vec<&str> = name
+            .split(|c: char| !is_name_char(c))
+            .filter(|t| !t.is_empty())
+            .collect();
         let (main, per) = unit_suffixes(unit);
-        let per_token = if per.is_empty() { String::new() } else { format!("per_{per}") };
+        let per_token = if per.is_empty() {
+            String::new()
+        } else {
+            format!("per_{per}")
+        };
         let has = |tokens: &[&str], t: &str| tokens.contains(&t);
         let add_main = !main.is_empty() && !has(&tokens, &main);
         let add_per = !per.is_empty() && !has(&tokens, &per_token);
@@ -179,7 +186,11 @@ mod tests {
 
     #[track_caller]
     fn check(name: &str, unit: &str, kind: NameKind, expected: &str) {
-        assert_eq!(metric_name(name, unit, kind, true), expected, "{name} [{unit}] {kind:?}");
+        assert_eq!(
+            metric_name(name, unit, kind, true),
+            expected,
+            "{name} [{unit}] {kind:?}"
+        );
     }
 
     #[test]
@@ -215,7 +226,10 @@ mod tests {
 
     #[test]
     fn without_suffixes_only_invalid_characters_change() {
-        assert_eq!(metric_name("system.cpu.time", "s", NameKind::Counter, false), "system_cpu_time");
+        assert_eq!(
+            metric_name("system.cpu.time", "s", NameKind::Counter, false),
+            "system_cpu_time"
+        );
         assert_eq!(metric_name("a__b", "1", NameKind::Gauge, false), "a__b");
         assert_eq!(metric_name("9lives", "", NameKind::Gauge, false), "_9lives");
     }

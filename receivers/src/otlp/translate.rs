@@ -169,7 +169,8 @@ impl Translator {
         }
     }
 
-    /// Number of cached series entries (for tests and self-checks).
+    /// Number of cached series entries.
+    #[cfg(test)]
     pub(crate) fn cached_points(&self) -> usize {
         self.points.len()
     }
@@ -420,7 +421,10 @@ impl Translator {
             self.points.insert(self.key.as_slice().into(), entry);
         }
         // Present: found or inserted just above.
-        let entry = self.points.get_mut(&self.key[..]).ok_or(LabelError::InvalidName(String::new()))?;
+        let entry = self
+            .points
+            .get_mut(&self.key[..])
+            .ok_or(LabelError::InvalidName(String::new()))?;
         entry.last_seen_ms = now;
         Ok(entry)
     }
@@ -444,7 +448,8 @@ impl Translator {
             }
         }
         let v = if stale { stale_nan() } else { value };
-        out.batch.push(entry.labels[0].clone(), Sample::new(ts_ms(p.time_unix_nano, now), v));
+        out.batch
+            .push(entry.labels[0].clone(), Sample::new(ts_ms(p.time_unix_nano, now), v));
     }
 
     fn histogram(&mut self, cx: &Context<'_>, p: &HistogramDataPoint, delta: bool, now: i64, out: &mut Translation) {
@@ -505,9 +510,11 @@ impl Translator {
         }
         out.batch.push(entry.labels[n].clone(), Sample::new(ts, values[n + 2]));
         if p.sum.is_some() {
-            out.batch.push(entry.labels[n + 1].clone(), Sample::new(ts, values[n + 1]));
+            out.batch
+                .push(entry.labels[n + 1].clone(), Sample::new(ts, values[n + 1]));
         }
-        out.batch.push(entry.labels[n + 2].clone(), Sample::new(ts, values[n + 2]));
+        out.batch
+            .push(entry.labels[n + 2].clone(), Sample::new(ts, values[n + 2]));
     }
 
     fn summary(&mut self, cx: &Context<'_>, p: &SummaryDataPoint, now: i64, out: &mut Translation) {
@@ -534,7 +541,8 @@ impl Translator {
             out.batch.push(labels.clone(), Sample::new(ts, value(q.value)));
         }
         out.batch.push(entry.labels[n].clone(), Sample::new(ts, value(p.sum)));
-        out.batch.push(entry.labels[n + 1].clone(), Sample::new(ts, value(p.count as f64)));
+        out.batch
+            .push(entry.labels[n + 1].clone(), Sample::new(ts, value(p.count as f64)));
     }
 
     /// The labels a point's series share, before `__name__` and `le`/`quantile`.
