@@ -70,6 +70,7 @@ impl Components {
             .with_processor::<nodetel_processors::slurmattributes::SlurmAttributesConfig>()
             .with_exporter::<nodetel_exporters::debug::DebugConfig>()
             .with_exporter::<nodetel_exporters::prometheus::PrometheusConfig>()
+            .with_exporter::<nodetel_exporters::otlp::OtlpExporterConfig>()
             .with_exporter::<nodetel_exporters::remote_write::RemoteWriteConfig>()
             .with_extension::<nodetel_exporters::remote_write::SigV4AuthConfig>()
             .with_extension::<crate::health_check::HealthCheckConfig>();
@@ -185,4 +186,39 @@ fn decode_exporter<C: ExporterConfig>(value: Value) -> Result<PreparedExporter, 
 
 fn decode_extension<C: ExtensionConfig>(value: Value) -> Result<ExtensionValue, Vec<FieldError>> {
     Ok(Arc::new(decode::<C>(value)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_set_has_every_component_type_sorted() {
+        let c = Components::builtin();
+        assert_eq!(
+            c.types(ComponentKind::Receiver),
+            vec!["gpu", "node", "otlp", "prometheus", "slurm"]
+        );
+        assert_eq!(c.types(ComponentKind::Processor), vec!["batch", "slurmattributes"]);
+        assert_eq!(
+            c.types(ComponentKind::Exporter),
+            vec!["debug", "otlp", "prometheus", "prometheusremotewrite"]
+        );
+        assert_eq!(c.types(ComponentKind::Extension), vec!["health_check", "sigv4auth"]);
+        assert!(!c.has(ComponentKind::Exporter, "gpu"));
+        assert!(Components::new().types(ComponentKind::Receiver).is_empty());
+    }
+
+    #[test]
+    fn unknown_types_list_what_exists() {
+        let c = Components::builtin();
+        assert_eq!(
+            c.unknown_type_message(ComponentKind::Extension, "oauth2client"),
+            "unknown extension type \"oauth2client\"; supported: health_check, sigv4auth"
+        );
+        assert_eq!(
+            Components::new().unknown_type_message(ComponentKind::Processor, "batch"),
+            "unknown processor type \"batch\"; this build has no processor types"
+        );
+    }
 }
