@@ -180,7 +180,8 @@ impl ProcessorConfig for SlurmAttributesConfig {
             cli = cli.with_env("SLURM_CONF", conf);
         }
         let node = self.node_name.clone().unwrap_or_else(|| cx.hostname.clone());
-        Ok(Box::new(SlurmAttributes::new(self, cli, node)?))
+        let metrics = super::telemetry::SlurmAttributesMetrics::registered(&cx.registry, &cx.id);
+        Ok(Box::new(SlurmAttributes::new(self, cli, node)?.with_metrics(metrics)))
     }
 }
 
@@ -200,6 +201,27 @@ mod tests {
         assert_eq!(c.labels.job_id, "slurm_job_id");
         assert_eq!(c.gpu_label, "gpu");
         assert!(c.validate().is_empty());
+    }
+
+    #[test]
+    fn builds_from_defaults_and_passes_batches_through_before_start() {
+        let cx = BuildContext {
+            id: nodetel_core::ComponentId::parse("slurmattributes").unwrap(),
+            hostname: "vm".to_owned(),
+            registry: std::sync::Arc::new(nodetel_core::telemetry::Registry::new()),
+            extensions: Default::default(),
+        };
+        let mut p = SlurmAttributesConfig::default().build(&cx).unwrap();
+        let labels = nodetel_core::Labels::from_pairs([("__name__", "m"), ("gpu", "0")]).unwrap();
+        let mut b = nodetel_core::Batch::new();
+        b.push(labels.clone(), nodetel_core::Sample::new(1, 1.0));
+        p.process(&mut b);
+        assert_eq!(b.series[0].labels, labels);
+        assert!(
+            cx.registry
+                .render()
+                .contains("nodetel_slurmattributes_cache_lookups_total")
+        );
     }
 
     #[test]

@@ -13,8 +13,10 @@ mod config;
 mod processor;
 mod refresher;
 pub mod snapshot;
+mod telemetry;
 
 pub use config::{LabelNames, SlurmAttributesConfig};
 pub use processor::SlurmAttributes;
 pub use refresher::{RefreshReport, Refresher, SharedSnapshot};
 pub use snapshot::Snapshot;
+pub use telemetry::SlurmAttributesMetrics;

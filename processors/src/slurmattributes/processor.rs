@@ -13,6 +13,7 @@ use nodetel_host::slurm::CommandRunner;
 use super::config::SlurmAttributesConfig;
 use super::refresher::{RefreshReport, Refresher, SharedSnapshot};
 use super::snapshot::Snapshot;
+use super::telemetry::SlurmAttributesMetrics;
 
 /// Past this many cached label sets the cache is dropped and rebuilt (bounds memory under churn).
 const MAX_CACHE: usize = 1 << 20;
@@ -28,16 +29,14 @@ pub struct SlurmAttributes<R> {
     cache: HashMap<Labels, Labels>,
     cache_epoch: u64,
     uuids: HashMap<String, u32>,
-    hits: u64,
-    misses: u64,
+    metrics: Arc<SlurmAttributesMetrics>,
 }
 
 impl<R> std::fmt::Debug for SlurmAttributes<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlurmAttributes")
             .field("cached", &self.cache.len())
-            .field("hits", &self.hits)
-            .field("misses", &self.misses)
+            .field("lookups", &self.metrics.lookups())
             .finish()
     }
 }
@@ -49,6 +48,7 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             nodetel_core::Pair::new(name, "x")?;
         }
         let shared: SharedSnapshot = Arc::new(RwLock::new(Arc::new(Snapshot::default())));
+        let metrics = SlurmAttributesMetrics::detached("slurmattributes");
         let refresher = Refresher::new(
             runner,
             node,
@@ -56,7 +56,8 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             config.labels.clone(),
             config.hpc_job,
             shared.clone(),
-        );
+        )
+        .with_metrics(metrics.clone());
         Ok(SlurmAttributes {
             shared,
             refresher: Some(refresher),
@@ -67,9 +68,15 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             cache: HashMap::new(),
             cache_epoch: 0,
             uuids: HashMap::new(),
-            hits: 0,
-            misses: 0,
+            metrics,
         })
+    }
+
+    /// Reports into `metrics` (the registry's, when built from config) instead of a detached set.
+    pub fn with_metrics(mut self, metrics: Arc<SlurmAttributesMetrics>) -> SlurmAttributes<R> {
+        self.refresher = self.refresher.map(|r| r.with_metrics(metrics.clone()));
+        self.metrics = metrics;
+        self
     }
 
     /// Runs one refresh now (before `start`, for tests and `nodetel once`).
@@ -87,7 +94,7 @@ impl<R: CommandRunner> SlurmAttributes<R> {
 
     /// Cache hits and misses so far.
     pub fn cache_stats(&self) -> (u64, u64) {
-        (self.hits, self.misses)
+        self.metrics.lookups()
     }
 
     fn enrich(&mut self, labels: &Labels, snap: &Snapshot) -> Labels {
@@ -159,17 +166,19 @@ impl<R: CommandRunner> Processor for SlurmAttributes<R> {
             self.cache.clear();
             self.cache_epoch = snap.epoch;
         }
+        let (mut hits, mut misses) = (0, 0);
         for series in &mut batch.series {
             if let Some(out) = self.cache.get(&series.labels) {
-                self.hits += 1;
+                hits += 1;
                 series.labels = out.clone();
                 continue;
             }
-            self.misses += 1;
+            misses += 1;
             let out = self.enrich(&series.labels, &snap);
             self.cache.insert(series.labels.clone(), out.clone());
             series.labels = out;
         }
+        self.metrics.add_lookups(hits, misses);
     }
 }
 

@@ -11,6 +11,7 @@ use nodetel_host::slurm::{CommandRunner, SlurmError, command_line, job, listpids
 
 use super::config::LabelNames;
 use super::snapshot::{self, Inputs, JobFacts, Snapshot};
+use super::telemetry::SlurmAttributesMetrics;
 
 /// The snapshot shared between the refresher (writer) and the processors (readers).
 pub type SharedSnapshot = Arc<RwLock<Arc<Snapshot>>>;
@@ -45,6 +46,7 @@ pub struct Refresher<R> {
     buf: Vec<u8>,
     slurm_failing: bool,
     told_unreadable: bool,
+    metrics: Arc<SlurmAttributesMetrics>,
 }
 
 impl<R> std::fmt::Debug for Refresher<R> {
@@ -74,7 +76,14 @@ impl<R: CommandRunner> Refresher<R> {
             buf: Vec::with_capacity(64 * 1024),
             slurm_failing: false,
             told_unreadable: false,
+            metrics: SlurmAttributesMetrics::detached("slurmattributes"),
         }
+    }
+
+    /// Reports refreshes into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<SlurmAttributesMetrics>) -> Refresher<R> {
+        self.metrics = metrics;
+        self
     }
 
     async fn slurm_jobs(&mut self, commands: &mut usize) -> Result<Vec<JobFacts>, SlurmError> {
@@ -192,15 +201,21 @@ impl<R: CommandRunner> Refresher<R> {
             listpids: &pids,
             hpc_job: self.hpc_job,
         };
+        let mut inputs_jobs = 0;
         let changed = match snapshot::build(&inputs, &self.names) {
-            Ok(snap) => self.publish(snap),
+            Ok(snap) => {
+                inputs_jobs = snap.jobs;
+                self.publish(snap)
+            }
             Err(error) => {
                 tracing::warn!(%error, "A job attribute cannot be a label value; keeping the previous snapshot.");
                 false
             }
         };
+        let elapsed = started.elapsed();
+        self.metrics.refreshed(report_jobs.is_some(), elapsed, inputs_jobs);
         RefreshReport {
-            elapsed: started.elapsed(),
+            elapsed,
             slurm_jobs: report_jobs,
             tasks: scan.tasks.len(),
             unreadable: scan.unreadable,

@@ -93,7 +93,21 @@ pub struct Inputs<'a> {
 /// Builds the snapshot content (epoch 0; the caller sets it).
 pub fn build(inputs: &Inputs<'_>, names: &LabelNames) -> Result<Snapshot, LabelError> {
     let jobs: Vec<JobFacts> = match &inputs.slurm_jobs {
-        Some(jobs) => jobs.clone(),
+        Some(jobs) => {
+            let from_tasks = jobs_from_tasks(inputs.tasks);
+            jobs.iter()
+                .map(|j| {
+                    // Slurm listed the job but its GPU detail is missing (the detail call
+                    // failed): the tasks' SLURM_JOB_GPUS / SLURM_STEP_GPUS stand in.
+                    let mut j = j.clone();
+                    let stand_in = from_tasks.iter().find(|t| t.job_id == j.job_id);
+                    if let Some(t) = stand_in.filter(|_| j.gpus.is_empty()) {
+                        j.gpus.clone_from(&t.gpus);
+                    }
+                    j
+                })
+                .collect()
+        }
         None => jobs_from_tasks(inputs.tasks),
     };
     let by_id: BTreeMap<&str, &JobFacts> = jobs.iter().map(|j| (j.job_id.as_str(), j)).collect();
@@ -363,6 +377,34 @@ mod tests {
         let g3 = labels(&snap.gpus[&3]);
         assert!(g3.contains(&"slurm_job_name=nt-infer".to_owned()), "{g3:?}");
         assert!(snap.node.is_some(), "one job known: node series get its labels");
+    }
+
+    #[test]
+    fn a_listed_job_without_gpu_detail_takes_its_gpus_from_its_tasks() {
+        let tasks = [task(
+            1214,
+            include_str!("../../../host/testdata/slurm/proc/job5.step0.rank1.environ.txt"),
+        )];
+        let jobs = vec![JobFacts {
+            job_id: "5".into(),
+            name: "from-slurm".into(),
+            ..JobFacts::default()
+        }];
+        let snap = build(
+            &Inputs {
+                slurm_jobs: Some(jobs),
+                tasks: &tasks,
+                ..Inputs::default()
+            },
+            &LabelNames::default(),
+        )
+        .unwrap();
+        let g3 = labels(&snap.gpus[&3]);
+        assert!(
+            g3.contains(&"slurm_job_name=from-slurm".to_owned()),
+            "Slurm's name wins: {g3:?}"
+        );
+        assert!(g3.contains(&"rank=1".to_owned()), "{g3:?}");
     }
 
     #[test]
