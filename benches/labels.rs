@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use nodetel_core::labels::METRIC_NAME;
-use nodetel_core::{Labels, LabelsBuilder};
+use nodetel_core::{Labels, LabelsBuilder, LabelsMap};
 
 /// A dcgm-exporter-shaped series: 9 labels.
 fn pairs(gpu: usize) -> Vec<(String, String)> {
@@ -65,7 +65,17 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let plain: HashMap<Vec<(String, String)>, usize> = inputs.iter().cloned().enumerate().map(|(i, l)| (l, i)).collect();
+    let fast: LabelsMap<usize> = sets.iter().cloned().enumerate().map(|(i, l)| (l, i)).collect();
+    g.bench_function("lookup_known_set_labels_map", |b| {
+        b.iter(|| {
+            for s in &sets {
+                black_box(fast.get(s));
+            }
+        })
+    });
+
+    let plain: HashMap<Vec<(String, String)>, usize> =
+        inputs.iter().cloned().enumerate().map(|(i, l)| (l, i)).collect();
     g.bench_function("lookup_plain_vec", |b| {
         b.iter(|| {
             for p in &inputs {

@@ -6,8 +6,9 @@
 //! set is a sorted list of pointers to pairs plus a precomputed hash. Cloning a set is one atomic
 //! increment, comparing two sets compares pointers, and encoding a set copies the pairs' bytes.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use hashbrown::HashTable;
@@ -357,6 +358,31 @@ impl fmt::Display for Labels {
     }
 }
 
+/// A hasher for maps keyed by [`Labels`]: the set's precomputed hash passes straight through,
+/// so a lookup costs no hashing at all (the hash is already well mixed).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LabelsHasher(u64);
+
+impl Hasher for LabelsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for keys other than `Labels`; still a valid (if slow) hash.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+/// A `HashMap` keyed by label sets that reuses their precomputed hashes.
+pub type LabelsMap<V> = HashMap<Labels, V, BuildHasherDefault<LabelsHasher>>;
+
 /// Builds label sets. Reuse one builder across series to avoid reallocating its buffer.
 #[derive(Debug, Default, Clone)]
 pub struct LabelsBuilder {
@@ -510,6 +536,18 @@ mod tests {
         drop(set);
         sweep_interned_pairs();
         assert_eq!(count(), 0, "an unused pair is swept");
+    }
+
+    #[test]
+    fn labels_map_finds_equal_sets() {
+        let mut m: LabelsMap<u32> = LabelsMap::default();
+        m.insert(Labels::from_pairs([(METRIC_NAME, "a"), ("x", "1")]).unwrap(), 1);
+        m.insert(Labels::from_pairs([(METRIC_NAME, "a"), ("x", "2")]).unwrap(), 2);
+        assert_eq!(
+            m.get(&Labels::from_pairs([("x", "2"), (METRIC_NAME, "a")]).unwrap()),
+            Some(&2)
+        );
+        assert_eq!(m.get(&Labels::from_pairs([(METRIC_NAME, "b")]).unwrap()), None);
     }
 
     #[test]

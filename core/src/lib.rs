@@ -25,7 +25,7 @@ pub use component::{
     BoxError, ComponentId, ComponentKind, ExportError, Exporter, Output, Processor, ProcessorContext, Receiver,
     ReceiverContext, ScrapeReceiver, Scraper,
 };
-pub use labels::{Labels, LabelsBuilder, Pair};
+pub use labels::{Labels, LabelsBuilder, LabelsMap, Pair};
 pub use metadata::{MetricMetadata, MetricType};
 pub use sample::Sample;
 pub use tokio_util::sync::CancellationToken;
