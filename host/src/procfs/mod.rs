@@ -9,6 +9,7 @@ mod error;
 pub mod loadavg;
 pub mod meminfo;
 pub mod mountinfo;
+pub mod net;
 pub mod netdev;
 pub mod netstat;
 pub mod pressure;

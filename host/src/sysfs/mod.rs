@@ -4,6 +4,7 @@
 
 pub mod clocksource;
 pub mod infiniband;
+pub mod net;
 
 use std::path::Path;
 

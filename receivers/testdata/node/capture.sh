@@ -11,6 +11,8 @@ copy() {
 }
 for f in stat meminfo loadavg diskstats vmstat 1/mountinfo \
     net/dev net/netstat net/snmp net/snmp6 net/sockstat net/sockstat6 \
+    net/softnet_stat net/stat/nf_conntrack net/udp net/udp6 net/arp \
+    sys/net/netfilter/nf_conntrack_count sys/net/netfilter/nf_conntrack_max \
     sys/fs/file-nr sys/kernel/random/entropy_avail sys/kernel/random/poolsize \
     sys/kernel/ostype sys/kernel/hostname sys/kernel/osrelease sys/kernel/version sys/kernel/domainname \
     pressure/cpu pressure/io pressure/memory pressure/irq; do
@@ -23,7 +25,13 @@ for d in /sys/devices/system/clocksource/clocksource*; do
 done
 for d in /sys/class/net/*; do
     copy "$d/statistics/rx_nohandler"
+    for f in addr_assign_type address broadcast carrier carrier_changes carrier_down_count \
+        carrier_up_count dev_id dormant duplex flags ifalias ifindex iflink link_mode mtu \
+        name_assign_type netdev_group operstate speed tx_queue_len type; do
+        copy "$d/$f"
+    done
 done
+copy /sys/fs/selinux/enforce
 for d in /sys/block/*; do
     copy "$d/queue/rotational"
 done

@@ -7,6 +7,8 @@ use super::config::Paths;
 use super::series::Context;
 
 mod amazonefa;
+mod arp;
+mod conntrack;
 mod cpu;
 mod diskstats;
 mod entropy;
@@ -14,14 +16,18 @@ mod filefd;
 pub(crate) mod filesystem;
 mod loadavg;
 mod meminfo;
+mod netclass;
 mod netdev;
 mod netstat;
 mod os;
 mod pressure;
+mod selinux;
 mod sockstat;
+mod softnet;
 mod stat;
 mod textfile;
 mod time;
+mod udp_queues;
 mod uname;
 mod vmstat;
 
@@ -70,6 +76,8 @@ fn re(pattern: &str) -> Result<regex::Regex, regex::Error> {
 /// Every collector, in the order they run.
 pub(crate) const REGISTRY: &[Registration] = &[
     on("amazonefa", |p| Ok(Box::new(amazonefa::AmazonEfaCollector::new(p)))),
+    on("arp", |p| Ok(Box::new(arp::ArpCollector::new(p)))),
+    on("conntrack", |p| Ok(Box::new(conntrack::ConntrackCollector::new(p)))),
     on("cpu", |p| Ok(Box::new(cpu::CpuCollector::new(p)))),
     on("diskstats", |p| {
         Ok(Box::new(diskstats::DiskstatsCollector::new(
@@ -88,6 +96,7 @@ pub(crate) const REGISTRY: &[Registration] = &[
     }),
     on("loadavg", |p| Ok(Box::new(loadavg::LoadavgCollector::new(p)))),
     on("meminfo", |p| Ok(Box::new(meminfo::MeminfoCollector::new(p)))),
+    on("netclass", |p| Ok(Box::new(netclass::NetclassCollector::new(p)))),
     on("netdev", |p| Ok(Box::new(netdev::NetdevCollector::new(p)))),
     on("netstat", |p| {
         Ok(Box::new(netstat::NetstatCollector::new(
@@ -97,10 +106,13 @@ pub(crate) const REGISTRY: &[Registration] = &[
     }),
     on("os", |p| Ok(Box::new(os::OsCollector::new(p)))),
     on("pressure", |p| Ok(Box::new(pressure::PressureCollector::new(p)))),
+    on("selinux", |p| Ok(Box::new(selinux::SelinuxCollector::new(p)))),
     on("sockstat", |p| Ok(Box::new(sockstat::SockstatCollector::new(p)))),
+    on("softnet", |p| Ok(Box::new(softnet::SoftnetCollector::new(p)))),
     on("stat", |p| Ok(Box::new(stat::StatCollector::new(p)))),
     on("textfile", |_| Ok(Box::new(textfile::TextfileCollector::new()))),
     on("time", |p| Ok(Box::new(time::TimeCollector::new(p)))),
+    on("udp_queues", |p| Ok(Box::new(udp_queues::UdpQueuesCollector::new(p)))),
     on("uname", |p| Ok(Box::new(uname::UnameCollector::new(p)))),
     on("vmstat", |p| {
         Ok(Box::new(vmstat::VmstatCollector::new(p, re(vmstat::DEFAULT_FIELDS)?)))
