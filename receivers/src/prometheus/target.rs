@@ -222,7 +222,6 @@ pub fn populate_all<'g>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prometheus::relabel::RelabelConfig;
 
     fn job(yaml: &str) -> (ScrapeConfig, Relabeler) {
         let c: ScrapeConfig = serde_yaml_ng::from_str(yaml).unwrap();
@@ -335,7 +334,6 @@ relabel_configs:
         assert!(errs.is_empty());
         assert_eq!(ts.len(), 2);
         assert_ne!(ts[0].hash, ts[1].hash);
-        let _unused: Vec<RelabelConfig> = Vec::new();
     }
 
     #[test]
