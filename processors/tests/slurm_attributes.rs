@@ -239,7 +239,7 @@ fn jobs_on_a_real_slurm_label_their_gpus_and_leave_when_they_end() {
         std::thread::sleep(Duration::from_millis(50));
     }
     println!(
-        "batch + srun jobs labelled {:?} after their tasks started {last}",
+        "batch + srun jobs labelled {:?} after their tasks started (before that: {last})",
         started.elapsed()
     );
     let (_, node_labels) = view(&mut p, &node);
@@ -257,28 +257,39 @@ fn jobs_on_a_real_slurm_label_their_gpus_and_leave_when_they_end() {
         .build()
         .unwrap();
     let mut probe = SlurmAttributes::new(&config, cli(), node.clone()).unwrap();
-    measure.block_on(probe.refresh_now());
-    let rounds = 20;
-    let (own0, child0) = cpu_ticks();
-    let t0 = Instant::now();
-    let mut commands = 0;
-    let mut report = None;
-    for _ in 0..rounds {
-        let r = measure.block_on(probe.refresh_now()).unwrap();
-        commands += r.commands;
-        report = Some(r);
+    for (what, max_age) in [
+        ("asking Slurm", Duration::ZERO),
+        ("steady state", Duration::from_secs(60)),
+    ] {
+        let config = SlurmAttributesConfig {
+            slurm_max_age: max_age,
+            ..config.clone()
+        };
+        probe = SlurmAttributes::new(&config, cli(), node.clone()).unwrap();
+        measure.block_on(probe.refresh_now());
+        let rounds = 20;
+        let (own0, child0) = cpu_ticks();
+        let t0 = Instant::now();
+        let mut commands = 0;
+        let mut report = None;
+        for _ in 0..rounds {
+            let r = measure.block_on(probe.refresh_now()).unwrap();
+            commands += r.commands;
+            report = Some(r);
+        }
+        let wall = t0.elapsed() / rounds;
+        let (own1, child1) = cpu_ticks();
+        let report = report.unwrap();
+        assert_eq!((report.slurm_jobs, report.unreadable), (Some(2), 0), "{report:?}");
+        assert_eq!(report.slurm_asked, max_age.is_zero(), "{what}: {report:?}");
+        println!(
+            "refresh, {what}: {wall:?} wall, {:.1} commands, {} task processes, child CPU {:.1} ms, nodetel CPU {:.1} ms (per refresh)",
+            commands as f64 / rounds as f64,
+            report.tasks,
+            (child1 - child0) as f64 * 10.0 / rounds as f64,
+            (own1 - own0) as f64 * 10.0 / rounds as f64,
+        );
     }
-    let report = report.unwrap();
-    assert_eq!((report.slurm_jobs, report.unreadable), (Some(2), 0), "{report:?}");
-    let wall = t0.elapsed() / rounds;
-    let (own1, child1) = cpu_ticks();
-    println!(
-        "refresh: {wall:?} wall, {} commands, {} task processes, child CPU {} ms, nodetel CPU {} ms (per refresh)",
-        commands as u32 / rounds,
-        report.tasks,
-        (child1 - child0) * 10 / rounds as u64,
-        (own1 - own0) * 10 / rounds as u64,
-    );
 
     cluster.run("scancel", &[&batch_id, &pair_id]);
     cluster.wait_empty(Duration::from_secs(30));

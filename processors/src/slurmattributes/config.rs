@@ -19,6 +19,7 @@ use super::processor::SlurmAttributes;
 ///   slurmattributes:
 ///     refresh_interval: 5s      # how often the job table is rebuilt
 ///     command_timeout: 5s       # each Slurm command is killed after this
+///     slurm_max_age: 60s        # reuse Slurm's answer while the local tasks match it (0: always ask)
 ///     bin_dir: /opt/slurm/bin   # where squeue/scontrol are; default: PATH
 ///     slurm_conf: null          # SLURM_CONF for the commands; default: Slurm's own
 ///     node_name: null           # the Slurm node name; default: this node's short hostname
@@ -39,6 +40,11 @@ pub struct SlurmAttributesConfig {
     /// Timeout of one Slurm command.
     #[serde(deserialize_with = "duration::deserialize")]
     pub command_timeout: Duration,
+    /// How long Slurm's answer is reused while the jobs whose tasks run here are exactly the
+    /// jobs it listed; a job starting or ending changes that set and Slurm is asked at once.
+    /// Keeps slurmctld traffic low on large clusters. Zero asks Slurm every refresh.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub slurm_max_age: Duration,
     /// Directory of the Slurm programs; `None` searches `PATH`.
     pub bin_dir: Option<PathBuf>,
     /// `SLURM_CONF` passed to the Slurm programs; `None` leaves Slurm's default.
@@ -64,6 +70,7 @@ impl Default for SlurmAttributesConfig {
         SlurmAttributesConfig {
             refresh_interval: Duration::from_secs(5),
             command_timeout: Duration::from_secs(5),
+            slurm_max_age: Duration::from_secs(60),
             bin_dir: None,
             slurm_conf: None,
             node_name: None,

@@ -57,7 +57,8 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             config.hpc_job,
             shared.clone(),
         )
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_slurm_max_age(config.slurm_max_age);
         Ok(SlurmAttributes {
             shared,
             refresher: Some(refresher),
@@ -314,6 +315,39 @@ mod tests {
         let mut b = input.clone();
         p.process(&mut b);
         assert_eq!(b.series[0].labels.get("slurm_job_id"), None);
+    }
+
+    #[test]
+    fn slurm_is_asked_again_only_when_the_local_tasks_change() {
+        let proc_root = std::env::temp_dir().join(format!("nodetel-slurmattributes-proc-{}", std::process::id()));
+        let task = proc_root.join("4242");
+        std::fs::create_dir_all(&task).unwrap();
+        std::fs::write(
+            task.join("environ"),
+            b"SLURM_JOB_ID=3\0SLURM_STEP_ID=0\0SLURM_PROCID=1\0SLURM_STEP_GPUS=1\0",
+        )
+        .unwrap();
+        let config = SlurmAttributesConfig {
+            proc_root: proc_root.clone(),
+            ..SlurmAttributesConfig::default()
+        };
+        let mut p = SlurmAttributes::new(&config, runner("3|root|gpu|RUNNING|nt-train\n"), "vm".to_owned()).unwrap();
+        let rt = rt();
+        let first = rt.block_on(p.refresh_now()).unwrap();
+        assert!(first.slurm_asked && first.changed);
+        let second = rt.block_on(p.refresh_now()).unwrap();
+        assert!(
+            !second.slurm_asked,
+            "job 3's tasks are still here: Slurm's answer stands"
+        );
+        assert_eq!(second.commands, 0);
+        let mut b = batch(&[&[("__name__", "m"), ("gpu", "1")]]);
+        p.process(&mut b);
+        assert_eq!(b.series[0].labels.get("rank"), Some("1"));
+        std::fs::remove_dir_all(&task).unwrap();
+        let third = rt.block_on(p.refresh_now()).unwrap();
+        assert!(third.slurm_asked, "the tasks are gone: ask Slurm again");
+        std::fs::remove_dir_all(&proc_root).unwrap();
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The background refresher: asks Slurm which jobs run here, walks /proc for their tasks, builds
 //! a [`Snapshot`] and swaps it in when it changed. Never runs on the hot path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -31,6 +31,8 @@ pub struct RefreshReport {
     pub commands: usize,
     /// Whether the snapshot changed (and the epoch moved).
     pub changed: bool,
+    /// Whether Slurm was asked (false: the last answer still matched the local tasks).
+    pub slurm_asked: bool,
 }
 
 /// Builds snapshots for one node.
@@ -47,6 +49,9 @@ pub struct Refresher<R> {
     slurm_failing: bool,
     told_unreadable: bool,
     metrics: Arc<SlurmAttributesMetrics>,
+    /// The last Slurm answer and when it came.
+    last_slurm: Option<(Instant, Vec<JobFacts>)>,
+    slurm_max_age: Duration,
 }
 
 impl<R> std::fmt::Debug for Refresher<R> {
@@ -77,7 +82,16 @@ impl<R: CommandRunner> Refresher<R> {
             slurm_failing: false,
             told_unreadable: false,
             metrics: SlurmAttributesMetrics::detached("slurmattributes"),
+            last_slurm: None,
+            slurm_max_age: Duration::ZERO,
         }
+    }
+
+    /// Reuses a Slurm answer for up to `max_age` while the local tasks match it (zero: ask
+    /// Slurm every refresh).
+    pub fn with_slurm_max_age(mut self, max_age: Duration) -> Refresher<R> {
+        self.slurm_max_age = max_age;
+        self
     }
 
     /// Reports refreshes into `metrics`.
@@ -152,29 +166,48 @@ impl<R: CommandRunner> Refresher<R> {
         }
     }
 
+    /// Whether the last Slurm answer can stand for this refresh: it is younger than
+    /// `slurm_max_age` and lists exactly the jobs whose tasks are visible here. A job that
+    /// starts or ends changes the visible set, so Slurm is asked again at once.
+    fn reusable(&self, scan: &TaskScan) -> Option<Vec<JobFacts>> {
+        let (at, jobs) = self.last_slurm.as_ref()?;
+        if at.elapsed() >= self.slurm_max_age || scan.unreadable > 0 {
+            return None;
+        }
+        let local: BTreeSet<&str> = scan.tasks.iter().map(|t| t.env.job_id.as_str()).collect();
+        let listed: BTreeSet<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+        (local == listed).then(|| jobs.clone())
+    }
+
     /// Runs one refresh and publishes the result.
     pub async fn refresh(&mut self) -> RefreshReport {
         let started = Instant::now();
         let mut commands = 0;
-        let slurm = self.slurm_jobs(&mut commands).await;
-        let slurm_jobs = match slurm {
-            Ok(jobs) => {
-                if self.slurm_failing {
-                    tracing::info!("Slurm answers again; job labels come from Slurm.");
-                    self.slurm_failing = false;
-                }
-                Some(jobs)
-            }
-            Err(error) => {
-                if !self.slurm_failing {
-                    tracing::warn!(%error, "Cannot ask Slurm for this node's jobs; using task environments from /proc until it answers.");
-                    self.slurm_failing = true;
-                }
-                self.details.clear();
-                None
-            }
-        };
         let scan = self.scan_tasks().await;
+        let reused = self.reusable(&scan);
+        let slurm_asked = reused.is_none();
+        let slurm_jobs = match reused {
+            Some(jobs) => Some(jobs),
+            None => match self.slurm_jobs(&mut commands).await {
+                Ok(jobs) => {
+                    if self.slurm_failing {
+                        tracing::info!("Slurm answers again; job labels come from Slurm.");
+                        self.slurm_failing = false;
+                    }
+                    self.last_slurm = Some((Instant::now(), jobs.clone()));
+                    Some(jobs)
+                }
+                Err(error) => {
+                    if !self.slurm_failing {
+                        tracing::warn!(%error, "Cannot ask Slurm for this node's jobs; using task environments from /proc until it answers.");
+                        self.slurm_failing = true;
+                    }
+                    self.details.clear();
+                    self.last_slurm = None;
+                    None
+                }
+            },
+        };
         let mut pids = Vec::new();
         if scan.unreadable > 0 {
             if !self.told_unreadable {
@@ -221,6 +254,7 @@ impl<R: CommandRunner> Refresher<R> {
             unreadable: scan.unreadable,
             commands,
             changed,
+            slurm_asked,
         }
     }
 
