@@ -330,9 +330,10 @@ impl GpuSource for NvmlSource {
         let mut set = self.nvml.create_event_set().map_err(map_err)?;
         let mut registered = 0;
         for d in self.handles.iter().flatten() {
-            let supported = d.supported_event_types().map_err(map_err)?;
-            if !supported.contains(EventTypes::CRITICAL_XID_ERROR) {
-                continue;
+            // A GPU that cannot say (lost, too old) is left out rather than failing the others.
+            match d.supported_event_types() {
+                Ok(supported) if supported.contains(EventTypes::CRITICAL_XID_ERROR) => {}
+                _ => continue,
             }
             set = d
                 .register_events(EventTypes::CRITICAL_XID_ERROR, set)
