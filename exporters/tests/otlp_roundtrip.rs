@@ -1,5 +1,6 @@
 //! Loopback round trip: the `otlp` exporter sends a Prometheus-shaped batch to the `otlp`
 //! receiver, and the same series come out of the receiver's pipeline.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
 //! OTLP/gRPC against a running receiver: a round trip with the generated client; malformed and
 //! oversized messages and other services get the right status, are counted, and the receiver
 //! stays up.
+#![allow(clippy::unwrap_used)]
 
 mod otlp_support;
 

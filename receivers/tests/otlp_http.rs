@@ -1,5 +1,6 @@
 //! OTLP/HTTP against a running receiver: protobuf, JSON and gzip bodies; malformed, oversized and
 //! wrong-content-type requests get the right status, are counted, and the receiver stays up.
+#![allow(clippy::unwrap_used)]
 
 mod otlp_support;
 

@@ -1,6 +1,7 @@
 //! End to end with the real OpenTelemetry Python SDK (tests/support/otlp_sender.py): a counter,
 //! an up-down counter, a gauge and a histogram, over gRPC and over HTTP, cumulative and delta,
 //! and the exact series the receiver puts into the pipeline.
+#![allow(clippy::unwrap_used)]
 
 mod otlp_support;
 

@@ -110,6 +110,9 @@ fn ns(ms: i64) -> u64 {
     (ms.max(0) as u64).saturating_mul(1_000_000)
 }
 
+/// The metrics of one resource, and the index of each family in them.
+type ResourceMetricsBuilding = (Vec<Building>, HashMap<String, usize>);
+
 /// Histogram points collect `(le, cumulative count)` pairs first; bounds are fixed at the end.
 type PendingBuckets = HashMap<(usize, usize), Vec<(f64, f64)>>;
 
@@ -117,7 +120,7 @@ type PendingBuckets = HashMap<(usize, usize), Vec<(f64, f64)>>;
 pub(crate) fn to_request(batch: &Batch) -> ExportMetricsServiceRequest {
     let meta: HashMap<&str, &MetricMetadata> = batch.metadata.iter().map(|m| (&*m.family, &**m)).collect();
     // (job, instance) -> metrics by family name, in first-seen order.
-    let mut resources: BTreeMap<(String, String), (Vec<Building>, HashMap<String, usize>)> = BTreeMap::new();
+    let mut resources: BTreeMap<(String, String), ResourceMetricsBuilding> = BTreeMap::new();
     let mut pending: HashMap<(String, String), PendingBuckets> = HashMap::new();
     for series in &batch.series {
         let Some(name) = series.labels.metric_name() else {

@@ -403,8 +403,10 @@ fn resource_attributes_go_to_target_info_or_to_every_series() {
 
 #[test]
 fn colliding_attribute_names_are_joined_and_the_resource_wins_job() {
-    let mut config = OtlpConfig::default();
-    config.disable_scope_info = true;
+    let config = OtlpConfig {
+        disable_scope_info: true,
+        ..OtlpConfig::default()
+    };
     let mut t = Translator::new(Settings::from(&config));
     let attrs = vec![kv("a.b", "1"), kv("a_b", "2"), kv("job", "mine"), kv("0x", "y")];
     let req = request(

@@ -1,5 +1,5 @@
 //! Runs an `otlp` receiver in a real pipeline on free loopback ports and keeps what it delivers.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
