@@ -191,7 +191,10 @@ async fn node<R: CommandRunner>(r: &R, compat: Compat, round: &mut Round<'_>) ->
         if compat == Compat::Sckyzo {
             // sinfo marks the default partition `debug*`; the other collectors' `%R` does not,
             // and later SckyzO releases strip it too, so one partition has one label value.
-            labels.push(("partition", row.partition.as_deref().unwrap_or("").trim_end_matches('*')));
+            labels.push((
+                "partition",
+                row.partition.as_deref().unwrap_or("").trim_end_matches('*'),
+            ));
         }
         // A node in several partitions is listed once per partition; without the partition
         // label those rows are the same series, so only the first is kept.
