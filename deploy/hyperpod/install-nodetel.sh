@@ -29,7 +29,7 @@ Options (HyperPod's install_observability.py flags are accepted as they are):
   --region REGION         SigV4 region; default: from the cluster ARN in resource_config.json,
                           then from the URL
   --node-type TYPE        controller | worker | compute | login | auto (default auto)
-  --advanced              accepted for install_observability.py compatibility (see the log line)
+  --advanced              HyperPod's advanced metrics: the advanced DCGM counter set on workers
   --binary PATH           nodetel binary to install (default: ./nodetel next to this script,
                           or an already installed one)
   --container             run the container image instead of a systemd service
@@ -195,6 +195,7 @@ config_worker() {
 #   AMP_REMOTE_WRITE_URL  the workspace's remote write URL (required)
 #   AWS_REGION            the workspace's region, for SigV4 (empty: taken from the URL)
 #   NODETEL_ROOTFS        the host's root filesystem: / on the host (default), /host in a container
+#   NODETEL_GPU_COUNTERS  HyperPod's DCGM counter set: basic (default) or advanced (--advanced)
 receivers:
   node:
     path:
@@ -210,7 +211,8 @@ receivers:
     collectors:
       disable_defaults: true
       enabled: [amazonefa]
-  gpu: {}
+  gpu:
+    counters: "${env:NODETEL_GPU_COUNTERS:-basic}"
   otlp:
     protocols:
       grpc:
@@ -444,6 +446,9 @@ env_file() {
   printf 'AMP_REMOTE_WRITE_URL=%s\n' "$amp_url"
   printf 'AWS_REGION=%s\n' "$region"
   printf 'NODETEL_ROLE=%s\n' "$role"
+  if [ "$role" = worker ]; then
+    if [ "$advanced" -eq 1 ]; then echo "NODETEL_GPU_COUNTERS=advanced"; else echo "NODETEL_GPU_COUNTERS=basic"; fi
+  fi
 }
 
 # Picks the binary to run: an explicit one, one shipped next to this script, or one already
@@ -590,7 +595,7 @@ install_all() {
   if [ -z "$region" ]; then region="$(region_from_url "$amp_url")"; fi
   [ -n "$region" ] || log "warning: no region found; nodetel will take it from the AWS environment"
   if [ "$advanced" -eq 1 ]; then
-    log "--advanced: nodetel's receivers already collect what HyperPod's advanced mode adds where they support it; nothing else to change"
+    log "--advanced: GPUs report HyperPod's advanced DCGM counter set; node_exporter's extra advanced collectors are not available"
   fi
   log "node $(short_hostname): role $role, region ${region:-unknown}, mode $mode"
 

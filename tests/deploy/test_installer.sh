@@ -118,6 +118,7 @@ test_controller_is_detected_from_slurmctld_and_gets_the_controller_config() {
   assert_same "$root/etc/nodetel/config.yaml" "$repo/deploy/configs/controller.yaml"
   assert_contains "$root/etc/nodetel/nodetel.env" "AMP_REMOTE_WRITE_URL=$url"
   assert_contains "$root/etc/nodetel/nodetel.env" "NODETEL_ROLE=controller"
+  assert_not_contains "$root/etc/nodetel/nodetel.env" "NODETEL_GPU_COUNTERS"
   # The cluster ARN's region wins over the one in the URL: it is where the cluster runs.
   assert_contains "$root/etc/nodetel/nodetel.env" "AWS_REGION=eu-west-2"
   [ "$(stat -c %a "$root/etc/nodetel/nodetel.env" 2>/dev/null)" = 600 ] || fail "nodetel.env is not mode 600"
@@ -147,6 +148,7 @@ test_worker_is_detected_from_slurmd_and_gets_the_worker_config() {
     || fail "installer failed: $(cat "$node/out.log")"
   assert_same "$root/etc/nodetel/config.yaml" "$repo/deploy/configs/worker.yaml"
   assert_contains "$root/etc/nodetel/nodetel.env" "NODETEL_ROLE=worker"
+  assert_contains "$root/etc/nodetel/nodetel.env" "NODETEL_GPU_COUNTERS=basic"
   assert_contains "$node/out.log" "node ip-10-1-0-20: role worker, region eu-west-2, mode systemd"
 }
 
@@ -168,6 +170,7 @@ test_hyperpod_flags_compute_and_advanced_are_accepted() {
     --binary "$node/nodetel" || fail "installer failed: $(cat "$node/out.log")"
   assert_same "$root/etc/nodetel/config.yaml" "$repo/deploy/configs/worker.yaml"
   assert_contains "$node/out.log" "--advanced"
+  assert_contains "$root/etc/nodetel/nodetel.env" "NODETEL_GPU_COUNTERS=advanced"
 }
 
 test_region_falls_back_to_the_url_without_resource_config() {
