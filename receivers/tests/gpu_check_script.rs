@@ -2,6 +2,9 @@
 //! pass, a value outside its tolerance or a missing series fails, and a machine without
 //! nvidia-smi is told so.
 
+// Test helpers may unwrap: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

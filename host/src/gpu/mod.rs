@@ -1,6 +1,6 @@
 //! Typed access to this node's NVIDIA GPUs: the [`GpuSource`] seam, its NVML implementation
 //! ([`NvmlSource`], through `nvml-wrapper`, which loads `libnvidia-ml.so.1` at run time) and, with
-//! the `test-util` feature, a strict fake ([`fake::FakeGpuSource`]).
+//! the `test-util` feature, a strict fake (`fake::FakeGpuSource`).
 //!
 //! Facts only, in NVML's own units (bytes, milliwatts, nanoseconds, percent); metric names,
 //! unit conversions and labels live in the `gpu` receiver.
