@@ -4,6 +4,7 @@
 //!
 //! Times are the benchmark thread's CPU time (from `/proc/thread-self/schedstat`, wall time
 //! where that is unavailable), so a busy shared machine slows the run but not the numbers.
+//! Run with `cargo bench --bench scrape -- --sample-size 20` for a quicker pass.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -23,15 +24,22 @@ fn thread_cpu_time() -> Option<Duration> {
     s.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
 }
 
-/// Runs `f` `iters` times and returns the CPU time it took (wall time as a fallback).
+/// Runs `f` `iters` times and returns the CPU time that took (wall time as a fallback).
+///
+/// The kernel updates a thread's CPU time at scheduler ticks, so the `iters` runs are repeated
+/// until at least 100 ms have passed and the CPU time is divided by the number of rounds.
 fn measure(iters: u64, mut f: impl FnMut()) -> Duration {
     let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
-    for _ in 0..iters {
-        f();
+    let mut rounds = 0u32;
+    while rounds == 0 || wall0.elapsed() < Duration::from_millis(100) {
+        for _ in 0..iters {
+            f();
+        }
+        rounds += 1;
     }
     match (cpu0, thread_cpu_time()) {
-        (Some(a), Some(b)) => b.saturating_sub(a),
-        _ => wall0.elapsed(),
+        (Some(a), Some(b)) if b > a => b.saturating_sub(a) / rounds,
+        _ => wall0.elapsed() / rounds,
     }
 }
 
