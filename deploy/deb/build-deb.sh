@@ -63,6 +63,7 @@ install -D -m 0644 "$repo/config/default.yaml" "$pkg/etc/nodetel/config.yaml"
 install -d -m 0755 "$pkg/usr/share/nodetel/examples"
 install -m 0644 "$repo"/deploy/configs/*.yaml "$pkg/usr/share/nodetel/examples/"
 install -D -m 0755 "$repo/deploy/hyperpod/install-nodetel.sh" "$pkg/usr/share/nodetel/install-nodetel.sh"
+install -m 0644 "$repo/deploy/systemd/gpu-profiling.conf" "$pkg/usr/share/nodetel/gpu-profiling.conf"
 install -m 0600 "$repo/deploy/deb/nodetel.env" "$pkg/etc/nodetel/nodetel.env"
 install -d -m 0755 "$pkg/usr/share/doc/nodetel"
 cat >"$pkg/usr/share/doc/nodetel/copyright" <<'EOF'

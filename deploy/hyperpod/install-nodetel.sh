@@ -340,6 +340,22 @@ WantedBy=multi-user.target
 EOF
 }
 
+gpu_profiling_dropin() {
+  cat <<'EOF'
+# Drop-in for nodetel.service on GPU nodes (install-nodetel.sh writes it on workers as
+# /etc/systemd/system/nodetel.service.d/gpu-profiling.conf).
+#
+# NVML's GPU performance monitoring, which the DCGM_FI_PROF_* series come from (tensor core,
+# DRAM and graphics engine activity, PCIe bytes; part of HyperPod's basic set), is restricted to
+# CAP_SYS_ADMIN by the NVIDIA driver's default NVreg_RestrictProfilingToAdminUsers=1. That is
+# why HyperPod starts dcgm-exporter with --cap-add SYS_ADMIN. Without this drop-in those series
+# are missing and everything else still works. The system call filter still denies mount, swap,
+# module and other privileged calls.
+[Service]
+CapabilityBoundingSet=CAP_SYS_ADMIN
+EOF
+}
+
 # ---------------------------------------------------------------------------------------------
 # Node facts.
 
@@ -537,6 +553,9 @@ install_systemd() {
   exe="$(install_binary)"
   validate_config "$exe"
   unit_file | sed "s#/usr/bin/nodetel #$exe #g" | write_file "$unit_dir/$unit_name" 0644
+  if [ "$role" = worker ]; then
+    gpu_profiling_dropin | write_file "$unit_dir/$unit_name.d/gpu-profiling.conf" 0644
+  fi
   run mkdir -p "$(at_root "$state_dir")"
   retire_hyperpod_collectors
   run "$systemctl_cmd" daemon-reload
@@ -560,7 +579,8 @@ install_container() {
     # Root inside the container with two capabilities, as the systemd unit has them: job mapping
     # reads other users' /proc/<pid>/environ. --gpus makes the NVIDIA runtime mount /dev/nvidia*
     # and libnvidia-ml.so.1.
-    args+=(--user 0:0 --cap-drop ALL --cap-add SYS_PTRACE --cap-add DAC_READ_SEARCH)
+    # SYS_ADMIN: NVML's profiling counters (DCGM_FI_PROF_*), as dcgm-exporter is given it.
+    args+=(--user 0:0 --cap-drop ALL --cap-add SYS_PTRACE --cap-add DAC_READ_SEARCH --cap-add SYS_ADMIN)
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
       args+=(--gpus all)
     else
@@ -614,6 +634,8 @@ uninstall_all() {
   if [ -e "$(at_root "$unit_dir/$unit_name")" ]; then
     run "$systemctl_cmd" disable --now "$unit_name" || log "warning: could not stop $unit_name"
     remove_file "$unit_dir/$unit_name"
+    remove_file "$unit_dir/$unit_name.d/gpu-profiling.conf"
+    if [ "$dry_run" -eq 0 ]; then rmdir "$(at_root "$unit_dir/$unit_name.d")" 2>/dev/null || true; fi
     run "$systemctl_cmd" daemon-reload || true
   fi
   if command -v "$docker_cmd" >/dev/null 2>&1 && "$docker_cmd" inspect "$container_name" >/dev/null 2>&1; then

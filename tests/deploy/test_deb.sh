@@ -61,6 +61,7 @@ missing=""
 for path in ./usr/bin/nodetel ./usr/lib/systemd/system/nodetel.service ./etc/nodetel/config.yaml \
   ./etc/nodetel/nodetel.env ./usr/share/nodetel/examples/worker.yaml ./usr/share/nodetel/examples/controller.yaml \
   ./usr/share/nodetel/examples/studio-sidecar.yaml ./usr/share/nodetel/install-nodetel.sh \
+  ./usr/share/nodetel/gpu-profiling.conf \
   ./usr/share/doc/nodetel/copyright; do
   grep -qx -- "$path" <<<"$contents" || missing="$missing $path"
 done

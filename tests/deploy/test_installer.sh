@@ -128,6 +128,7 @@ test_controller_is_detected_from_slurmctld_and_gets_the_controller_config() {
   assert_contains "$calls" "systemctl enable nodetel.service"
   assert_contains "$calls" "systemctl restart nodetel.service"
   [ -d "$root/var/lib/nodetel" ] || fail "state directory not created"
+  assert_absent "$root/etc/systemd/system/nodetel.service.d"
 }
 
 test_the_installed_unit_is_the_shipped_unit_with_the_installed_binary_path() {
@@ -139,6 +140,8 @@ test_the_installed_unit_is_the_shipped_unit_with_the_installed_binary_path() {
   assert_contains "$unit" "ExecStartPre=/usr/local/bin/nodetel validate --config /etc/nodetel/config.yaml"
   sed 's#/usr/local/bin/nodetel #/usr/bin/nodetel #g' "$unit" >"$node/unit.normalised"
   assert_same "$node/unit.normalised" "$repo/deploy/systemd/nodetel.service"
+  # A worker's GPUs need CAP_SYS_ADMIN for NVML's profiling counters: the shipped drop-in.
+  assert_same "$root/etc/systemd/system/nodetel.service.d/gpu-profiling.conf" "$repo/deploy/systemd/gpu-profiling.conf"
 }
 
 test_worker_is_detected_from_slurmd_and_gets_the_worker_config() {
@@ -265,7 +268,7 @@ test_container_mode_on_a_worker_runs_the_gpu_image_with_host_mounts() {
   run_line="$(grep '^docker run' "$calls")"
   for want in "--net=host" "--pid=host" "-v /:/host:ro,rslave" "-v /etc/nodetel:/etc/nodetel:ro" \
     "--env-file /etc/nodetel/nodetel.env" "-e NODETEL_ROOTFS=/host" "--cap-drop ALL" "--cap-add SYS_PTRACE" \
-    "--gpus all" "nodetel:latest-gpu run --config /etc/nodetel/config.yaml"; do
+    "--gpus all" "--cap-add SYS_ADMIN" "nodetel:latest-gpu run --config /etc/nodetel/config.yaml"; do
     case "$run_line" in *"$want"*) ;; *) fail "docker run lacks '$want': $run_line" ;; esac
   done
   installer_run --uninstall || fail "uninstall failed"
@@ -278,7 +281,7 @@ test_container_mode_on_a_controller_runs_unprivileged_without_gpus() {
     || fail "container install failed"
   local run_line
   run_line="$(grep '^docker run' "$calls")"
-  case "$run_line" in *"--gpus"* | *"--user 0:0"* | *"SYS_PTRACE"*) fail "controller container is privileged: $run_line" ;; esac
+  case "$run_line" in *"--gpus"* | *"--user 0:0"* | *"SYS_PTRACE"* | *"SYS_ADMIN"*) fail "controller container is privileged: $run_line" ;; esac
   case "$run_line" in *"registry.example/nodetel:1.2.3 run"*) ;; *) fail "image not used: $run_line" ;; esac
 }
 
