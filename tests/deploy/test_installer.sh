@@ -332,6 +332,15 @@ test_under_root_the_machines_services_are_left_alone_unless_named() {
   assert_contains "$node/out.log" "skipping 'daemon-reload'"
 }
 
+test_an_unknown_node_type_is_rejected_before_anything_is_written() {
+  new_node badtype
+  if installer_run --node-type gpu-worker --amp-url "$url" --binary "$node/nodetel"; then
+    fail "unknown node type accepted"
+  fi
+  assert_contains "$node/out.log" "unknown node type 'gpu-worker'"
+  [ -z "$(files_under "$root")" ] || fail "files were written: $(files_under "$root")"
+}
+
 test_unknown_options_are_rejected() {
   new_node badopt
   if installer_run --prometheus-url "$url"; then fail "unknown option accepted"; fi
