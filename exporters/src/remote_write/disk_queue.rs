@@ -77,6 +77,9 @@ pub struct DiskQueue {
     read_offset: u64,
     /// The next record, read but not yet acknowledged, with its size on disk.
     peeked: Option<(EncodedRequest, u64)>,
+    /// Highest sequence number used so far; never reused, so the cursor cannot point past a
+    /// newer segment.
+    last_seq: u64,
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -131,6 +134,7 @@ impl DiskQueue {
         }
         seqs.sort_unstable();
         let (cursor_seq, cursor_off) = read_cursor(dir);
+        let last_seq = seqs.last().copied().unwrap_or(0).max(cursor_seq);
         let mut segments = VecDeque::new();
         let mut read_offset = 0;
         for seq in seqs {
@@ -175,6 +179,7 @@ impl DiskQueue {
             writer: None,
             read_offset,
             peeked: None,
+            last_seq,
         })
     }
 
@@ -204,7 +209,8 @@ impl DiskQueue {
             w.sync_all()
                 .map_err(io_err("cannot sync", &segment_path(&self.dir, seq)))?;
         }
-        let seq = self.segments.back().map_or(1, |s| s.seq + 1);
+        self.last_seq += 1;
+        let seq = self.last_seq;
         let path = segment_path(&self.dir, seq);
         let f = OpenOptions::new()
             .create(true)
@@ -330,7 +336,7 @@ impl DiskQueue {
     }
 
     fn next_seq(&self) -> u64 {
-        self.segments.back().map_or(0, |s| s.seq + 1)
+        self.last_seq + 1
     }
 
     /// Flushes the active segment to stable storage.
@@ -415,6 +421,23 @@ mod tests {
         let first = id(&q.peek().unwrap().unwrap());
         assert_eq!(first as u64, evicted.records, "the oldest went first");
         assert_eq!(evicted.samples, (0..first as u64).sum::<u64>());
+    }
+
+    #[test]
+    fn segments_written_after_a_full_eviction_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        for i in 0..4 {
+            q.push(&req(i, 200 << 10)).unwrap();
+        }
+        q.peek().unwrap();
+        q.ack().unwrap();
+        // Larger than what is left: everything older is evicted, and a new segment starts.
+        q.push(&req(9, 900 << 10)).unwrap();
+        drop(q);
+        let mut q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(q.records(), 1);
+        assert_eq!(id(&q.peek().unwrap().unwrap()), 9);
     }
 
     #[test]
