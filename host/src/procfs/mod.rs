@@ -13,6 +13,7 @@ pub mod net;
 pub mod netdev;
 pub mod netstat;
 pub mod pressure;
+pub mod schedstat;
 pub mod sockstat;
 pub mod stat;
 pub mod values;

@@ -298,8 +298,9 @@ fn this_machine_tree_matches_the_golden_output() {
         )
     };
     for c in super::collectors::REGISTRY.iter().map(|r| r.name) {
-        // The tree holds every file the default collectors read; this machine has no EFA.
-        let want = if c == "amazonefa" { 0.0 } else { 1.0 };
+        // The tree holds every file the default collectors read; this machine has no EFA and
+        // a kernel without scheduler statistics.
+        let want = if c == "amazonefa" || c == "schedstat" { 0.0 } else { 1.0 };
         assert_eq!(success(c), Some(want), "collector {c}");
     }
 }
@@ -431,7 +432,10 @@ fn shm_that_cannot_be_read_reports_a_device_error() {
 
 #[test]
 fn gpu_node_tree_matches_the_golden_output() {
-    let batch = collect(&config_with(&tree("gpu-node"), &["amazonefa", "diskstats"]));
+    let batch = collect(&config_with(
+        &tree("gpu-node"),
+        &["amazonefa", "cpufreq", "diskstats", "schedstat"],
+    ));
     check_golden("gpu-node", &render(&batch));
     let l = r#"instance="testhost",job="node_exporter""#;
     let v = |id: String| value(&batch, &id);

@@ -10,6 +10,7 @@ mod amazonefa;
 mod arp;
 mod conntrack;
 mod cpu;
+mod cpufreq;
 mod diskstats;
 mod entropy;
 mod filefd;
@@ -21,6 +22,7 @@ mod netdev;
 mod netstat;
 mod os;
 mod pressure;
+mod schedstat;
 mod selinux;
 mod sockstat;
 mod softnet;
@@ -79,6 +81,7 @@ pub(crate) const REGISTRY: &[Registration] = &[
     on("arp", |p| Ok(Box::new(arp::ArpCollector::new(p)))),
     on("conntrack", |p| Ok(Box::new(conntrack::ConntrackCollector::new(p)))),
     on("cpu", |p| Ok(Box::new(cpu::CpuCollector::new(p)))),
+    on("cpufreq", |p| Ok(Box::new(cpufreq::CpufreqCollector::new(p)))),
     on("diskstats", |p| {
         Ok(Box::new(diskstats::DiskstatsCollector::new(
             p,
@@ -106,6 +109,7 @@ pub(crate) const REGISTRY: &[Registration] = &[
     }),
     on("os", |p| Ok(Box::new(os::OsCollector::new(p)))),
     on("pressure", |p| Ok(Box::new(pressure::PressureCollector::new(p)))),
+    on("schedstat", |p| Ok(Box::new(schedstat::SchedstatCollector::new(p)))),
     on("selinux", |p| Ok(Box::new(selinux::SelinuxCollector::new(p)))),
     on("sockstat", |p| Ok(Box::new(sockstat::SockstatCollector::new(p)))),
     on("softnet", |p| Ok(Box::new(softnet::SoftnetCollector::new(p)))),
