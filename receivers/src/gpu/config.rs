@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nodetel_core::component::{BoxError, ComponentKind, Receiver, ScrapeReceiver};
@@ -119,6 +120,9 @@ impl GpuConfig {
     }
 }
 
+/// Whether the missing driver has been logged at warning level.
+static NO_DRIVER_REPORTED: AtomicBool = AtomicBool::new(false);
+
 fn disabled(cx: &BuildContext) -> Box<dyn Receiver> {
     cx.registry.component(&cx.id, ComponentKind::Receiver).set_up(false);
     Box::new(DisabledReceiver)
@@ -196,7 +200,12 @@ impl ReceiverConfig for GpuConfig {
         match NvmlSource::open(self.library_path.as_deref()) {
             Ok(source) => self.build_with_source(Arc::new(source), cx),
             Err(error) => {
-                tracing::warn!(%error, "No NVIDIA driver or GPU found; the gpu receiver is disabled.");
+                // Builds repeat (validation, restarts); say it once per process.
+                if !NO_DRIVER_REPORTED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, "No NVIDIA driver or GPU found; the gpu receiver is disabled.");
+                } else {
+                    tracing::debug!(%error, "No NVIDIA driver or GPU found; the gpu receiver is disabled.");
+                }
                 Ok(disabled(cx))
             }
         }
