@@ -1,6 +1,6 @@
 //! The `slurmattributes` hot path: a steady stream of 10k series (8 GPUs' worth of per-GPU
 //! series plus node series) through `process()` with a warm cache, and the first batch after a
-//! snapshot change (every series a miss).
+//! snapshot change (every series a miss); and the refresher's walk of this machine's /proc.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -73,6 +73,16 @@ fn bench(c: &mut Criterion) {
             |(p, batch)| p.process(batch),
             criterion::BatchSize::LargeInput,
         )
+    });
+    g.finish();
+    let mut buf = Vec::new();
+    let procs = nodetel_host::slurm::tasks::scan(std::path::Path::new("/proc"), &mut buf)
+        .unwrap()
+        .scanned;
+    let mut g = c.benchmark_group("slurmattributes_refresh");
+    g.throughput(Throughput::Elements(procs as u64));
+    g.bench_function("proc_environ_walk", |b| {
+        b.iter(|| nodetel_host::slurm::tasks::scan(std::path::Path::new("/proc"), &mut buf).unwrap())
     });
     g.finish();
 }

@@ -197,7 +197,6 @@ fn jobs_on_a_real_slurm_label_their_gpus_and_leave_when_they_end() {
         ],
     );
     // The second job belongs to another user, as on a shared node.
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let mut pair = cluster
         .command("runuser")
         .args(["-u", "nobody", "--", "env"])

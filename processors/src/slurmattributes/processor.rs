@@ -2,6 +2,7 @@
 //! set and snapshot epoch so a steady stream costs one hash lookup per series.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,6 +16,29 @@ use super::refresher::{RefreshReport, Refresher, SharedSnapshot};
 use super::snapshot::Snapshot;
 use super::telemetry::SlurmAttributesMetrics;
 
+/// `Labels` hashes itself as its precomputed 64-bit hash; passing that through saves rehashing
+/// it on every lookup of the hot path.
+#[derive(Default)]
+struct PrecomputedHasher(u64);
+
+impl Hasher for PrecomputedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+}
+
+type LabelsMap = HashMap<Labels, Labels, BuildHasherDefault<PrecomputedHasher>>;
+
 /// Past this many cached label sets the cache is dropped and rebuilt (bounds memory under churn).
 const MAX_CACHE: usize = 1 << 20;
 
@@ -26,7 +50,7 @@ pub struct SlurmAttributes<R> {
     gpu_label: String,
     uuid_label: String,
     node_series: bool,
-    cache: HashMap<Labels, Labels>,
+    cache: LabelsMap,
     cache_epoch: u64,
     uuids: HashMap<String, u32>,
     metrics: Arc<SlurmAttributesMetrics>,
@@ -66,7 +90,7 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             gpu_label: config.gpu_label.clone(),
             uuid_label: config.uuid_label.clone(),
             node_series: config.node_series,
-            cache: HashMap::new(),
+            cache: LabelsMap::default(),
             cache_epoch: 0,
             uuids: HashMap::new(),
             metrics,

@@ -169,12 +169,18 @@ impl<R: CommandRunner> Refresher<R> {
     /// Whether the last Slurm answer can stand for this refresh: it is younger than
     /// `slurm_max_age` and lists exactly the jobs whose tasks are visible here. A job that
     /// starts or ends changes the visible set, so Slurm is asked again at once.
-    fn reusable(&self, scan: &TaskScan) -> Option<Vec<JobFacts>> {
+    fn reusable(&self, scan: &TaskScan, pids: &[listpids::StepPid]) -> Option<Vec<JobFacts>> {
         let (at, jobs) = self.last_slurm.as_ref()?;
-        if at.elapsed() >= self.slurm_max_age || scan.unreadable > 0 {
+        // Unreadable environments hide jobs unless listpids could stand in for them.
+        if at.elapsed() >= self.slurm_max_age || (scan.unreadable > 0 && pids.is_empty()) {
             return None;
         }
-        let local: BTreeSet<&str> = scan.tasks.iter().map(|t| t.env.job_id.as_str()).collect();
+        let local: BTreeSet<&str> = scan
+            .tasks
+            .iter()
+            .map(|t| t.env.job_id.as_str())
+            .chain(pids.iter().map(|p| p.job_id.as_str()))
+            .collect();
         let listed: BTreeSet<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
         (local == listed).then(|| jobs.clone())
     }
@@ -184,7 +190,26 @@ impl<R: CommandRunner> Refresher<R> {
         let started = Instant::now();
         let mut commands = 0;
         let scan = self.scan_tasks().await;
-        let reused = self.reusable(&scan);
+        let mut pids = Vec::new();
+        if scan.unreadable > 0 {
+            if !self.told_unreadable {
+                tracing::warn!(
+                    unreadable = scan.unreadable,
+                    "Cannot read the environment of some processes (nodetel is not root, or lacks ptrace access); their ranks come from scontrol listpids where it can tell, and are missing otherwise."
+                );
+                self.told_unreadable = true;
+            }
+            commands += 1;
+            match self.runner.run("scontrol", &["listpids"]).await {
+                Ok(out) => match listpids::parse(&out) {
+                    Ok(rows) => pids = rows,
+                    Err(error) => tracing::debug!(%error, "Cannot parse scontrol listpids."),
+                },
+                // rc=1 with "There are no steps" when nothing runs here.
+                Err(error) => tracing::debug!(%error, "scontrol listpids failed."),
+            }
+        }
+        let reused = self.reusable(&scan, &pids);
         let slurm_asked = reused.is_none();
         let slurm_jobs = match reused {
             Some(jobs) => Some(jobs),
@@ -208,25 +233,6 @@ impl<R: CommandRunner> Refresher<R> {
                 }
             },
         };
-        let mut pids = Vec::new();
-        if scan.unreadable > 0 {
-            if !self.told_unreadable {
-                tracing::warn!(
-                    unreadable = scan.unreadable,
-                    "Cannot read the environment of some processes (nodetel is not root, or lacks ptrace access); their ranks come from scontrol listpids where it can tell, and are missing otherwise."
-                );
-                self.told_unreadable = true;
-            }
-            commands += 1;
-            match self.runner.run("scontrol", &["listpids"]).await {
-                Ok(out) => match listpids::parse(&out) {
-                    Ok(rows) => pids = rows,
-                    Err(error) => tracing::debug!(%error, "Cannot parse scontrol listpids."),
-                },
-                // rc=1 with "There are no steps" when nothing runs here.
-                Err(error) => tracing::debug!(%error, "scontrol listpids failed."),
-            }
-        }
         let report_jobs = slurm_jobs.as_ref().map(Vec::len);
         let inputs = Inputs {
             slurm_jobs,

@@ -55,7 +55,9 @@ impl Cluster {
             return None;
         }
         let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("slurm-{name}-{}", std::process::id()));
+        // Under the system temp dir rather than the target dir: jobs of another user (nobody)
+        // must reach slurm.conf and the scratch files, whatever the checkout's permissions.
+        let dir = std::env::temp_dir().join(format!("nodetel-slurm-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new(scripts.join("up.sh"))
             .arg(&dir)
@@ -90,7 +92,7 @@ impl Cluster {
     /// A Slurm command aimed at this cluster.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new(program);
-        c.env("SLURM_CONF", &self.conf);
+        c.env("SLURM_CONF", &self.conf).current_dir(&self.dir);
         c
     }
 
@@ -109,6 +111,9 @@ impl Cluster {
     pub fn scratch(&self, name: &str) -> PathBuf {
         let p = self.dir.join("scratch").join(name);
         std::fs::create_dir_all(&p).unwrap();
+        for d in [self.dir.join("scratch"), p.clone()] {
+            std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        }
         p
     }
 
