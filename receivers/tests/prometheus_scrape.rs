@@ -467,6 +467,9 @@ async fn file_discovery_finds_targets_with_their_labels() {
     );
 }
 
+/// A condition on the `(series, value)` pairs delivered so far.
+type Delivered<'a> = dyn Fn(&[(String, f64)]) -> bool + 'a;
+
 /// Keeps every batch the pipeline delivers.
 struct Capture(Arc<Mutex<Vec<Arc<Batch>>>>);
 
@@ -529,7 +532,7 @@ async fn running_receiver_scrapes_every_target_and_retires_removed_ones() {
     let running = topology.start(&registry).await.unwrap();
     let up_a = format!(r#"up{{instance="{}",job="j"}}"#, a.addr);
     let up_b = format!(r#"up{{instance="{}",job="j"}}"#, b.addr);
-    let wait_for = |what: &dyn Fn(&[(String, f64)]) -> bool| {
+    let wait_for = |what: &Delivered<'_>| {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if what(&delivered(&seen)) {
