@@ -62,8 +62,8 @@ impl Receiver for DisabledReceiver {
         Ok(())
     }
 
-    async fn collect_once(&mut self, out: &mut Batch) -> Result<bool, BoxError> {
-        let _ = out;
+    /// Collects nothing: there is nothing to read.
+    async fn collect_once(&mut self, _out: &mut Batch) -> Result<bool, BoxError> {
         Ok(true)
     }
 }

@@ -540,7 +540,9 @@ async fn a_node_without_gpus_gets_a_disabled_receiver() {
     let mut out = Batch::new();
     receiver.collect_once(&mut out).await.unwrap();
     assert!(out.is_empty());
-    let _ = ComponentKind::Receiver;
+    // The same telemetry the runtime hands the receiver.
+    let telemetry = registry.component(&ComponentId::parse("gpu").unwrap(), ComponentKind::Receiver);
+    assert_eq!(telemetry.received(), 0);
 }
 
 #[tokio::test]
@@ -562,5 +564,9 @@ async fn a_receiver_built_over_gpus_collects_once() {
     let mut out = Batch::new();
     assert!(receiver.collect_once(&mut out).await.unwrap());
     assert!(value(&out, "DCGM_FI_DEV_FB_USED", "1").is_some());
-    let _ = <GpuConfig as ReceiverConfig>::TYPE;
+    assert_eq!(<GpuConfig as ReceiverConfig>::TYPE, "gpu");
+    assert!(
+        up_line(&registry).is_empty() || up_line(&registry).ends_with(" 1"),
+        "a working receiver is not marked down"
+    );
 }
