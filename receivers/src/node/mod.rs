@@ -5,6 +5,9 @@
 //! default; every round also reports `node_scrape_collector_success{collector}` and
 //! `node_scrape_collector_duration_seconds{collector}`. Every series carries the configured
 //! `job` and `instance` labels.
+//!
+//! The rest of this page is the component README.
+#![doc = include_str!("README.md")]
 
 mod collectors;
 mod config;
