@@ -8,7 +8,7 @@
 //! map. A cache belongs to one target and one config: a changed config builds a new receiver
 //! and therefore new caches, and [`SeriesCache::clear`] drops everything explicitly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use nodetel_core::sample::stale_nan;
@@ -55,6 +55,11 @@ impl BuildHasher for KeyHasher {
 pub struct SeriesCache {
     entries: HashMap<Box<[u8]>, Entry, KeyHasher>,
     generation: u32,
+    /// Every kept label set, to notice two exposed series that end up with the same labels
+    /// (label order, or metric relabeling that merges them).
+    kept: HashSet<Labels>,
+    /// Some label set came from more than one exposed series: scrapes must deduplicate.
+    collisions: bool,
 }
 
 impl SeriesCache {
@@ -76,6 +81,14 @@ impl SeriesCache {
     /// Forgets every series (no staleness markers are written).
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.kept.clear();
+        self.collisions = false;
+    }
+
+    /// Whether two exposed series of this target have produced the same label set, so that a
+    /// scrape must check its output for repeated label sets.
+    pub fn has_collisions(&self) -> bool {
+        self.collisions
     }
 
     /// Starts a scrape.
@@ -100,6 +113,13 @@ impl SeriesCache {
 
     /// Caches a new series, seen in this scrape.
     pub fn insert(&mut self, key: &[u8], labels: Option<Labels>, explicit_timestamp: bool) {
+        if let Some(l) = &labels
+            && !self.collisions
+            && !self.kept.insert(l.clone())
+        {
+            self.collisions = true;
+            self.kept = HashSet::new();
+        }
         self.entries.insert(
             key.into(),
             Entry {
@@ -128,6 +148,7 @@ impl SeriesCache {
     pub fn finish(&mut self, timestamp_ms: i64, out: &mut Batch) {
         let generation = self.generation;
         let previous = generation.wrapping_sub(1);
+        let kept = &mut self.kept;
         self.entries.retain(|_, e| {
             if e.seen == previous
                 && !e.explicit_timestamp
@@ -135,7 +156,11 @@ impl SeriesCache {
             {
                 out.push(labels.clone(), Sample::new(timestamp_ms, stale_nan()));
             }
-            generation.wrapping_sub(e.seen) <= EVICT_AFTER
+            let keep = generation.wrapping_sub(e.seen) <= EVICT_AFTER;
+            if !keep && let Some(labels) = &e.labels {
+                kept.remove(labels);
+            }
+            keep
         });
     }
 
@@ -265,6 +290,20 @@ mod tests {
         c.begin();
         c.finish(0, &mut out);
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn two_exposed_series_with_one_label_set_are_noticed() {
+        let mut c = SeriesCache::new();
+        c.begin();
+        c.insert(b"a{x=\"1\",y=\"2\"}", Some(labels("a")), false);
+        c.insert(b"b", Some(labels("b")), false);
+        c.insert(b"dropped", None, false);
+        assert!(!c.has_collisions());
+        c.insert(b"a{y=\"2\",x=\"1\"}", Some(labels("a")), false);
+        assert!(c.has_collisions());
+        c.clear();
+        assert!(!c.has_collisions());
     }
 
     #[test]

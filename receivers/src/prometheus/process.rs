@@ -5,7 +5,7 @@
 //! For a body whose series were all seen before this allocates nothing per series: a cache hit
 //! clones an `Arc`, and the value parse works on the body's bytes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use nodetel_core::labels::METRIC_NAME;
@@ -118,6 +118,8 @@ pub struct SeriesProcessor {
     metadata: HashMap<Box<[u8]>, MetaEntry, KeyHasher>,
     builder: LabelsBuilder,
     scratch: LabelMap,
+    /// Label sets emitted in this scrape; used only for targets whose series collide.
+    emitted: HashSet<Labels>,
 }
 
 impl SeriesProcessor {
@@ -129,6 +131,7 @@ impl SeriesProcessor {
             metadata: HashMap::default(),
             builder: LabelsBuilder::new(),
             scratch: LabelMap::new(),
+            emitted: HashSet::new(),
         }
     }
 
@@ -194,6 +197,9 @@ impl SeriesProcessor {
         let mut parser = Parser::new(body, format);
         let mut family = PendingFamily::default();
         let honor_timestamps = self.settings.honor_timestamps;
+        self.emitted.clear();
+        let first = out.series.len();
+        let mut dedupe = self.cache.has_collisions();
         while let Some(entry) = parser.next() {
             let sample = match entry? {
                 Entry::Sample(s) => s,
@@ -229,6 +235,12 @@ impl SeriesProcessor {
                 Lookup::Miss => {
                     let labels = self.build_labels(&sample, parser.line())?;
                     self.cache.insert(sample.series, labels.clone(), explicit);
+                    if !dedupe && self.cache.has_collisions() {
+                        // The first collision of this target: catch up on this scrape so far.
+                        dedupe = true;
+                        self.emitted
+                            .extend(out.series[first..].iter().map(|s| s.labels.clone()));
+                    }
                     if labels.is_some() {
                         stats.added += 1;
                     }
@@ -236,6 +248,12 @@ impl SeriesProcessor {
                 }
             };
             if let Some(labels) = labels {
+                // Two exposed series with one label set (only checked once seen on this
+                // target): keep the first, as for a repeated series.
+                if dedupe && !self.emitted.insert(labels.clone()) {
+                    stats.duplicates += 1;
+                    continue;
+                }
                 stats.post_relabel += 1;
                 out.push(labels, Sample::new(ts, sample.value));
             }
@@ -510,6 +528,31 @@ mod tests {
         assert_eq!(r.unwrap().duplicates, 1);
         assert_eq!(out.len(), 2);
         assert_eq!(out.series[0].samples[0].value, 1.0);
+    }
+
+    #[test]
+    fn series_that_end_up_with_the_same_labels_keep_the_first_sample() {
+        let mut p = SeriesProcessor::new(Arc::new(settings()));
+        let body = "m{x=\"1\",y=\"2\"} 1\nm{y=\"2\",x=\"1\"} 2\nn 3\n";
+        for ts in [1, 2] {
+            let (r, out) = run(&mut p, body, ts);
+            assert_eq!(r.unwrap().duplicates, 1, "scrape at {ts}");
+            assert_eq!(
+                shown(&out),
+                [
+                    format!(r#"m{{instance="h1:9100",job="node",x="1",y="2"}} 1 {ts}"#),
+                    format!(r#"n{{instance="h1:9100",job="node"}} 3 {ts}"#)
+                ]
+            );
+        }
+        // Metric relabeling that merges series.
+        let mut s = settings();
+        let rc: Vec<RelabelConfig> = serde_yaml_ng::from_str("[{regex: 'cpu', action: labeldrop}]").unwrap();
+        s.metric_relabel = Relabeler::new(&rc).unwrap();
+        let mut p = SeriesProcessor::new(Arc::new(s));
+        let (r, out) = run(&mut p, "t{cpu=\"0\"} 1\nt{cpu=\"1\"} 2\n", 1);
+        assert_eq!(r.unwrap().duplicates, 1);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
