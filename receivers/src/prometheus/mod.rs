@@ -14,7 +14,8 @@
 //!   format to parse and carries the same series.
 //! - `global.external_labels` are added to scraped series here, since this collector's output
 //!   goes to remote write, where Prometheus would add them.
-//! - A series repeated in one body keeps its first sample; the scrape still succeeds (Prometheus
+//! - A series repeated in one body, or two series whose labels end up equal (label order,
+//!   merging metric relabeling), keep the first sample; the scrape still succeeds (Prometheus
 //!   also keeps the scrape and rejects the later sample).
 //! - `password_file` and `credentials_file` are read when the receiver starts, not per scrape.
 //! - `tls_config.server_name` is rejected: the HTTP client cannot override the TLS name.
