@@ -1,5 +1,7 @@
 //! Fuzzes the exposition parser and the body processor: any input must parse or fail with an
 //! error, never panic, in both formats.
+//!
+//! Run from `fuzz/`: `cargo +nightly fuzz run exposition -- -max_total_time=300`.
 #![no_main]
 
 use std::sync::Arc;
@@ -24,4 +26,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = p.process(data, format, 0, &mut out);
         let _ = p.process(data, format, 1, &mut out);
     }
+    // Label pairs are interned process-wide; drop the ones this input created.
+    nodetel_core::labels::sweep_interned_pairs();
 });
