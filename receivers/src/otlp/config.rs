@@ -223,6 +223,30 @@ mod tests {
     }
 
     #[test]
+    fn testdata_configs_load_as_documented() {
+        let c = parse(include_str!("../../testdata/otlp/default.yaml"));
+        assert_eq!(c, OtlpConfig::default());
+        let c = parse(include_str!("../../testdata/otlp/only_grpc.yaml"));
+        assert_eq!(
+            c.protocols,
+            Protocols {
+                grpc: Some(GrpcConfig {
+                    endpoint: "0.0.0.0:4317".into(),
+                    max_recv_msg_size_mib: 16
+                }),
+                http: None,
+            }
+        );
+        assert!(!c.add_metric_suffixes);
+        assert!(c.resource_to_telemetry_conversion.enabled);
+        assert!(c.validate().is_empty());
+        let typo = serde_yaml_ng::from_str::<OtlpConfig>(include_str!("../../testdata/otlp/typo_key.yaml"));
+        assert!(typo.unwrap_err().to_string().contains("endpoints"));
+        let c = parse(include_str!("../../testdata/otlp/invalid.yaml"));
+        assert_eq!(c.validate().len(), 5, "{:?}", c.validate());
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         assert!(serde_yaml_ng::from_str::<OtlpConfig>("protocols: {grpc: {endpoit: x}}").is_err());
         assert!(serde_yaml_ng::from_str::<OtlpConfig>("protocols: {thrift: {}}").is_err());

@@ -30,7 +30,7 @@ use nodetel_core::component::{BoxError, Receiver, ReceiverContext};
 pub use config::{DEFAULT_MAX_BODY_BYTES, GrpcConfig, HttpConfig, OtlpConfig, Protocols, ResourceToTelemetry};
 
 use ingest::Ingest;
-use translate::{Settings, Translator};
+pub use translate::{Translation, Translator};
 
 /// Why the receiver could not start listening.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +56,7 @@ impl std::fmt::Debug for OtlpReceiver {
 impl OtlpReceiver {
     /// A receiver for a validated config.
     pub fn new(config: OtlpConfig) -> OtlpReceiver {
-        let translator = Translator::new(Settings::from(&config));
+        let translator = Translator::new(&config);
         OtlpReceiver {
             config,
             translator: Arc::new(Mutex::new(translator)),

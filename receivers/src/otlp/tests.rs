@@ -103,7 +103,7 @@ fn lines(t: &Translation) -> Vec<String> {
 
 #[test]
 fn gauges_and_counters_get_prometheus_names_and_service_labels() {
-    let mut t = Translator::new(settings());
+    let mut t = Translator::from_settings(settings());
     let req = request(
         service(),
         vec![
@@ -173,7 +173,7 @@ fn suffixes_can_be_turned_off_and_scope_labels_disabled() {
         ..OtlpConfig::default()
     };
     config.resource_to_telemetry_conversion.enabled = false;
-    let mut t = Translator::new(Settings::from(&config));
+    let mut t = Translator::from_settings(Settings::from(&config));
     let req = request(
         service(),
         vec![metric(
@@ -194,7 +194,7 @@ fn suffixes_can_be_turned_off_and_scope_labels_disabled() {
 
 #[test]
 fn histograms_become_cumulative_buckets_sum_and_count() {
-    let mut t = Translator::new(settings());
+    let mut t = Translator::from_settings(settings());
     let point = HistogramDataPoint {
         attributes: vec![kv("op", "fwd")],
         start_time_unix_nano: T0,
@@ -255,7 +255,7 @@ fn summaries_become_quantile_series() {
         disable_scope_info: true,
         ..OtlpConfig::default()
     };
-    let mut t = Translator::new(Settings::from(&config));
+    let mut t = Translator::from_settings(Settings::from(&config));
     let req = request(
         vec![kv("service.name", "api")],
         vec![metric(
@@ -279,7 +279,7 @@ fn summaries_become_quantile_series() {
 
 #[test]
 fn delta_sums_and_histograms_accumulate_per_series() {
-    let mut t = Translator::new(settings());
+    let mut t = Translator::from_settings(settings());
     let delta = |time: u64, rank: &str, v: f64| {
         metric(
             "tokens",
@@ -371,7 +371,7 @@ fn resource_attributes_go_to_target_info_or_to_every_series() {
             }),
         )
     };
-    let mut t = Translator::new(settings());
+    let mut t = Translator::from_settings(settings());
     let out = t.translate(&request(resource.clone(), vec![gauge()]), 0);
     let info: Vec<_> = out
         .batch
@@ -393,7 +393,7 @@ fn resource_attributes_go_to_target_info_or_to_every_series() {
     config.resource_to_telemetry_conversion.enabled = true;
     config.resource_to_telemetry_conversion.exclude_service_attributes = true;
     config.disable_scope_info = true;
-    let mut t = Translator::new(Settings::from(&config));
+    let mut t = Translator::from_settings(Settings::from(&config));
     let out = t.translate(&request(resource, vec![gauge()]), 0);
     assert_eq!(
         lines(&out),
@@ -407,7 +407,7 @@ fn colliding_attribute_names_are_joined_and_the_resource_wins_job() {
         disable_scope_info: true,
         ..OtlpConfig::default()
     };
-    let mut t = Translator::new(Settings::from(&config));
+    let mut t = Translator::from_settings(Settings::from(&config));
     let attrs = vec![kv("a.b", "1"), kv("a_b", "2"), kv("job", "mine"), kv("0x", "y")];
     let req = request(
         vec![kv("service.name", "svc")],
@@ -424,7 +424,7 @@ fn colliding_attribute_names_are_joined_and_the_resource_wins_job() {
 
 #[test]
 fn exponential_histograms_and_bad_points_are_rejected_and_reported() {
-    let mut t = Translator::new(settings());
+    let mut t = Translator::from_settings(settings());
     let exp = metric(
         "lat",
         "s",
@@ -470,7 +470,7 @@ fn exponential_histograms_and_bad_points_are_rejected_and_reported() {
 
 #[test]
 fn no_recorded_value_becomes_a_staleness_marker_and_missing_time_uses_now() {
-    let mut t = Translator::new(settings());
+    let mut t = Translator::from_settings(settings());
     let mut p = number(vec![], 0, 7.0);
     p.flags = 1;
     let out = t.translate(
@@ -486,7 +486,7 @@ fn no_recorded_value_becomes_a_staleness_marker_and_missing_time_uses_now() {
 
 #[test]
 fn repeated_exports_reuse_the_same_label_sets() {
-    let mut t = Translator::new(settings());
+    let mut t = Translator::from_settings(settings());
     let req = |v: f64| {
         request(
             service(),
@@ -575,7 +575,7 @@ fn mutated_bodies_never_panic_the_decode_and_translate_path() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&seed).unwrap();
     let gz = gz.finish().unwrap();
-    let mut t = Translator::new(settings());
+    let mut t = Translator::from_settings(settings());
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {
         state ^= state << 13;

@@ -17,6 +17,8 @@
 //! same series only hashes its attributes and reuses the interned `Labels`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+use foldhash::fast::RandomState;
 use std::sync::Arc;
 
 use nodetel_core::labels::{LabelError, METRIC_NAME};
@@ -69,13 +71,13 @@ impl From<&OtlpConfig> for Settings {
 
 /// The result of translating one request.
 #[derive(Debug, Default)]
-pub(crate) struct Translation {
-    /// The series.
-    pub(crate) batch: Batch,
+pub struct Translation {
+    /// The series, with the metadata of their families.
+    pub batch: Batch,
     /// Data points that could not be taken.
-    pub(crate) rejected: u64,
+    pub rejected: u64,
     /// Why the first rejected point was rejected.
-    pub(crate) error: Option<String>,
+    pub error: Option<String>,
 }
 
 impl Translation {
@@ -121,17 +123,22 @@ struct PointEntry {
 }
 
 /// Translates requests, keeping the label caches and the delta accumulators between them.
-pub(crate) struct Translator {
+pub struct Translator {
     settings: Settings,
-    resources: HashMap<Box<[u8]>, ResourceEntry>,
-    metrics: HashMap<Box<[u8]>, MetricEntry>,
-    points: HashMap<Box<[u8]>, PointEntry>,
+    // foldhash: these maps are looked up once per data point; SipHash's DoS resistance buys
+    // little here, the keys come from senders on this node.
+    resources: HashMap<Box<[u8]>, ResourceEntry, RandomState>,
+    metrics: HashMap<Box<[u8]>, MetricEntry, RandomState>,
+    points: HashMap<Box<[u8]>, PointEntry, RandomState>,
     target_info_meta: Arc<MetricMetadata>,
     next_id: u64,
     last_sweep_ms: i64,
     key: Vec<u8>,
     builder: LabelsBuilder,
     metadata_seen: HashSet<u64>,
+    /// Reused buffers for a histogram's values and a summary's quantiles.
+    values: Vec<f64>,
+    quantiles: Vec<f64>,
 }
 
 /// What a data point needs from its resource, metric and scope.
@@ -153,19 +160,35 @@ fn ts_ms(time_unix_nano: u64, now: i64) -> i64 {
     }
 }
 
+impl std::fmt::Debug for Translator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Translator")
+            .field("settings", &self.settings)
+            .field("series", &self.points.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Translator {
-    pub(crate) fn new(settings: Settings) -> Translator {
+    /// A translator with the naming and resource options of `config`.
+    pub fn new(config: &OtlpConfig) -> Translator {
+        Translator::from_settings(Settings::from(config))
+    }
+
+    pub(crate) fn from_settings(settings: Settings) -> Translator {
         Translator {
             settings,
-            resources: HashMap::new(),
-            metrics: HashMap::new(),
-            points: HashMap::new(),
+            resources: HashMap::default(),
+            metrics: HashMap::default(),
+            points: HashMap::default(),
             target_info_meta: Arc::new(MetricMetadata::new("target_info", MetricType::Gauge, "Target metadata")),
             next_id: 0,
             last_sweep_ms: now_ms(),
             key: Vec::with_capacity(256),
             builder: LabelsBuilder::new(),
             metadata_seen: HashSet::new(),
+            values: Vec::new(),
+            quantiles: Vec::new(),
         }
     }
 
@@ -175,8 +198,8 @@ impl Translator {
         self.points.len()
     }
 
-    /// Translates one request; `now` stamps points that carry no time.
-    pub(crate) fn translate(&mut self, req: &ExportMetricsServiceRequest, now: i64) -> Translation {
+    /// Translates one request; `now` (Unix milliseconds) stamps points that carry no time.
+    pub fn translate(&mut self, req: &ExportMetricsServiceRequest, now: i64) -> Translation {
         if now - self.last_sweep_ms >= SWEEP_EVERY_MS {
             self.sweep(now);
         }
@@ -465,6 +488,7 @@ impl Translator {
             });
         }
         self.point_key(cx, &p.attributes);
+        let mut values = std::mem::take(&mut self.values);
         let make = |name: &str| {
             let mut v: Vec<_> = p
                 .explicit_bounds
@@ -488,7 +512,8 @@ impl Translator {
             return;
         }
         // Values in series order: per-bucket counts, then sum, then count.
-        let mut values: Vec<f64> = p.bucket_counts.iter().map(|c| *c as f64).collect();
+        values.clear();
+        values.extend(p.bucket_counts.iter().map(|c| *c as f64));
         let has_buckets = !values.is_empty();
         if !has_buckets {
             values.resize(n + 1, 0.0);
@@ -515,11 +540,14 @@ impl Translator {
         }
         out.batch
             .push(entry.labels[n + 2].clone(), Sample::new(ts, values[n + 2]));
+        self.values = values;
     }
 
     fn summary(&mut self, cx: &Context<'_>, p: &SummaryDataPoint, now: i64, out: &mut Translation) {
         self.point_key(cx, &p.attributes);
-        let quantiles: Vec<f64> = p.quantile_values.iter().map(|q| q.quantile).collect();
+        let mut quantiles = std::mem::take(&mut self.quantiles);
+        quantiles.clear();
+        quantiles.extend(p.quantile_values.iter().map(|q| q.quantile));
         let make = |name: &str| {
             let mut v: Vec<_> = quantiles
                 .iter()
@@ -543,6 +571,7 @@ impl Translator {
         out.batch.push(entry.labels[n].clone(), Sample::new(ts, value(p.sum)));
         out.batch
             .push(entry.labels[n + 1].clone(), Sample::new(ts, value(p.count as f64)));
+        self.quantiles = quantiles;
     }
 
     /// The labels a point's series share, before `__name__` and `le`/`quantile`.
