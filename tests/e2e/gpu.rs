@@ -8,7 +8,7 @@ use crate::support::{Running, eventually, free_port, http_get, nodetel, run_to_e
 
 fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("gpu.yaml");
-    std::fs::write(&path, body).unwrap();
+    std::fs::write(&path, body).expect("write the config");
     path
 }
 
