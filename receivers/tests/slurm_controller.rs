@@ -158,6 +158,20 @@ fn controller_output_matches_the_cluster_state_in_both_compat_modes() {
     for m in SCHEDULER {
         want.push(s(&format!("{m}{{_}}"), None));
     }
+    let version = cluster.run("sinfo", &["--version"]);
+    let version = version.split_whitespace().nth(1).unwrap();
+    want.push(s(
+        &format!(r#"slurm_info{{_,type="general",version="{version}"}}"#),
+        1.0,
+    ));
+    for b in [
+        "sinfo", "squeue", "sdiag", "scontrol", "sacct", "sbatch", "salloc", "srun",
+    ] {
+        want.push(s(
+            &format!(r#"slurm_info{{binary="{b}",_,type="binary",version="{version}"}}"#),
+            1.0,
+        ));
+    }
     assert_series(&got, &want, &["slurm_rpc_stats", "slurm_user_rpc_stats"]);
     assert!(
         got.contains_key(r#"slurm_rpc_stats{_,operation="REQUEST_SUBMIT_BATCH_JOB"}"#),

@@ -39,6 +39,7 @@ pub const COLLECTORS: &[&str] = &[
     "cpus",
     "fairshare",
     "gpus",
+    "info",
     "node",
     "nodes",
     "partitions",

@@ -44,6 +44,54 @@ pub(crate) async fn collect<R: CommandRunner>(
     }
 }
 
+/// One `slurm_info` series: (type, binary, version, value).
+pub(crate) type InfoSeries = (&'static str, &'static str, String, f64);
+
+/// SckyzO's `info` collector: `<binary> --version` for the Slurm tools, asked once (versions do
+/// not change under a running collector) and reported every round. A missing required tool
+/// reads `version="not_found"` with value 0; missing submission tools are left out.
+pub(crate) async fn resolve_info<R: CommandRunner>(r: &R) -> Vec<InfoSeries> {
+    async fn version<R: CommandRunner>(r: &R, binary: &str) -> Option<String> {
+        let out = r.run(binary, &["--version"]).await.ok()?;
+        Some(out.split_whitespace().nth(1).unwrap_or("unknown").to_owned())
+    }
+    let mut series = Vec::new();
+    let general = version(r, "sinfo").await;
+    series.push((
+        "general",
+        "",
+        general.clone().unwrap_or_else(|| "not_found".to_owned()),
+        if general.is_some() { 1.0 } else { 0.0 },
+    ));
+    for binary in ["sinfo", "squeue", "sdiag", "scontrol", "sacct"] {
+        let v = if binary == "sinfo" {
+            general.clone()
+        } else {
+            version(r, binary).await
+        };
+        let value = if v.is_some() { 1.0 } else { 0.0 };
+        series.push(("binary", binary, v.unwrap_or_else(|| "not_found".to_owned()), value));
+    }
+    for binary in ["sbatch", "salloc", "srun"] {
+        if let Some(v) = version(r, binary).await {
+            series.push(("binary", binary, v, 1.0));
+        }
+    }
+    series
+}
+
+/// Emits the resolved `slurm_info` series.
+pub(crate) fn emit_info(series: &[InfoSeries], round: &mut Round<'_>) {
+    for (kind, binary, version, value) in series {
+        round.gauge(
+            "slurm_info",
+            "Information on Slurm version and binaries",
+            &[("type", kind), ("binary", binary), ("version", version)],
+            *value,
+        );
+    }
+}
+
 async fn cpus<R: CommandRunner>(r: &R, round: &mut Round<'_>) -> Result<(), SlurmError> {
     let args = ["-h", "-o", "%C"];
     let out = run(r, "sinfo", &args).await?;

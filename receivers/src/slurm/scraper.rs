@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use nodetel_core::Batch;
 use nodetel_core::component::{BoxError, Scraper};
 use nodetel_core::labels::LabelError;
-use nodetel_host::slurm::CommandRunner;
+use nodetel_host::slurm::{CommandRunner, SlurmError};
 
 use super::config::{COLLECTORS, Compat, Mode, SlurmConfig};
 use super::controller;
@@ -31,6 +31,7 @@ pub struct SlurmScraper<R> {
     failing: HashSet<&'static str>,
     cache: SeriesCache,
     worker: WorkerState,
+    info: Option<Vec<controller::InfoSeries>>,
 }
 
 impl<R: CommandRunner> SlurmScraper<R> {
@@ -51,6 +52,7 @@ impl<R: CommandRunner> SlurmScraper<R> {
             failing: HashSet::new(),
             cache: SeriesCache::new(&config.job, instance)?,
             worker: WorkerState::default(),
+            info: None,
         })
     }
 
@@ -65,6 +67,28 @@ impl<R: CommandRunner> SlurmScraper<R> {
         let mut ok = 0;
         for name in &names {
             let result = match self.mode {
+                Mode::Controller if *name == "info" => {
+                    // SckyzO only; vpenso 0.20 has no such collector.
+                    if self.compat == Compat::Sckyzo {
+                        if self.info.is_none() {
+                            self.info = Some(controller::resolve_info(&self.runner).await);
+                        }
+                        let info = self.info.as_deref().unwrap_or_default();
+                        controller::emit_info(info, &mut round);
+                        if info.first().is_some_and(|general| general.3 == 0.0) {
+                            // Reported (as not_found), but it must not hide a Slurm-less host.
+                            Err(SlurmError::Failed {
+                                command: "sinfo --version".to_owned(),
+                                status: "no output".to_owned(),
+                                stderr: "the Slurm tools did not answer".to_owned(),
+                            })
+                        } else {
+                            Ok(())
+                        }
+                    } else {
+                        Ok(())
+                    }
+                }
                 Mode::Controller => controller::collect(name, &self.runner, self.compat, &mut round).await,
                 Mode::Worker => self.worker.collect(&self.runner, &self.node, &mut round).await,
             };

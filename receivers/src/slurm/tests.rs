@@ -63,6 +63,9 @@ fn recorded() -> StaticRunner {
             fixture!("squeue_-a_-r_-h_-o~%A,%T,%r_--states=all.txt"),
         )
         .with("sdiag", &[], fixture!("sdiag.txt"))
+        .with("sinfo", &["--version"], "slurm 22.05.8\n")
+        .with("squeue", &["--version"], "slurm 22.05.8\n")
+        .with("srun", &["--version"], "slurm 22.05.8\n")
         .with(
             "squeue",
             &["-a", "-r", "-h", "-o", "%A|%u|%T|%C"],
@@ -157,6 +160,20 @@ fn sckyzo_output_for_the_recorded_cluster() {
     has(&out, r#"slurm_gpus_total{_} 4"#);
     has(&out, r#"slurm_gpus_alloc{_} 4"#);
     has(&out, r#"slurm_gpus_idle{_} 1"#);
+    has(&out, r#"slurm_info{_,type="general",version="22.05.8"} 1"#);
+    has(
+        &out,
+        r#"slurm_info{binary="squeue",_,type="binary",version="22.05.8"} 1"#,
+    );
+    has(
+        &out,
+        r#"slurm_info{binary="sacct",_,type="binary",version="not_found"} 0"#,
+    );
+    has(&out, r#"slurm_info{binary="srun",_,type="binary",version="22.05.8"} 1"#);
+    assert!(
+        !out.iter().any(|l| l.contains(r#"binary="salloc""#)),
+        "missing optional tools are left out"
+    );
     // No zero series in this shape.
     assert!(!out.iter().any(|l| l.starts_with("slurm_nodes_idle")), "{out:?}");
     assert!(!out.iter().any(|l| l.starts_with("slurm_partition_cpus_other")));
@@ -189,6 +206,10 @@ fn vpenso_output_for_the_recorded_cluster() {
     assert!(
         !out.iter().any(|l| l.starts_with("slurm_gpus_")),
         "no GPU collector by default"
+    );
+    assert!(
+        !out.iter().any(|l| l.starts_with("slurm_info")),
+        "no info collector in 0.20"
     );
     assert!(
         !out.iter()
