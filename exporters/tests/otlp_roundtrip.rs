@@ -165,3 +165,101 @@ async fn an_unreachable_collector_is_a_retryable_error() {
     let err = otlp.export(Arc::new(prometheus_batch())).await.unwrap_err();
     assert!(matches!(err, ExportError::Retryable { .. }), "{err:?}");
 }
+
+/// A collector that records request metadata and answers with a fixed status.
+mod fake_collector {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use tonic::{Request, Response, Status};
+
+    #[derive(Clone, Default)]
+    pub(super) struct Seen {
+        pub(super) headers: Arc<Mutex<Vec<(String, String)>>>,
+        pub(super) requests: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+    }
+
+    struct Collector {
+        seen: Seen,
+        answer: Option<Status>,
+    }
+
+    #[tonic::async_trait]
+    impl MetricsService for Collector {
+        async fn export(
+            &self,
+            request: Request<ExportMetricsServiceRequest>,
+        ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+            let mut h = self.seen.headers.lock().unwrap();
+            for kv in request.metadata().iter() {
+                if let tonic::metadata::KeyAndValueRef::Ascii(k, v) = kv {
+                    h.push((k.to_string(), v.to_str().unwrap_or("").to_owned()));
+                }
+            }
+            self.seen.requests.lock().unwrap().push(request.into_inner());
+            match &self.answer {
+                Some(s) => Err(Status::with_details(s.code(), s.message(), s.details().to_vec().into())),
+                None => Ok(Response::new(ExportMetricsServiceResponse::default())),
+            }
+        }
+    }
+
+    /// Serves until the test ends; returns the port.
+    pub(super) async fn start(answer: Option<Status>) -> (u16, Seen) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Seen::default();
+        let service = MetricsServiceServer::new(Collector {
+            seen: seen.clone(),
+            answer,
+        })
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .serve_with_incoming(service, tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        (port, seen)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_and_gzip_reach_the_collector() {
+    let (port, seen) = fake_collector::start(None).await;
+    let cfg: OtlpExporterConfig = serde_yaml_ng::from_str(&format!(
+        "{{endpoint: 'http://127.0.0.1:{port}', headers: {{x-tenant: ml, authorization: 'Bearer t0ken'}}}}"
+    ))
+    .unwrap();
+    let mut otlp = cfg.build(&context("otlp")).unwrap();
+    otlp.export(Arc::new(prometheus_batch())).await.unwrap();
+    let headers = seen.headers.lock().unwrap().clone();
+    for want in [
+        ("x-tenant", "ml"),
+        ("authorization", "Bearer t0ken"),
+        ("grpc-encoding", "gzip"),
+    ] {
+        assert!(
+            headers.iter().any(|(k, v)| k == want.0 && v == want.1),
+            "{want:?} missing from {headers:?}"
+        );
+    }
+    let requests = seen.requests.lock().unwrap();
+    let resource = requests[0].resource_metrics[0].resource.as_ref().unwrap();
+    assert_eq!(resource.attributes[0].key, "service.name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_refusals_are_classified_over_the_wire() {
+    let (port, _) = fake_collector::start(Some(tonic::Status::resource_exhausted("queue full"))).await;
+    let err = exporter(port).export(Arc::new(prometheus_batch())).await.unwrap_err();
+    assert!(matches!(err, ExportError::Retryable { .. }), "{err:?}");
+
+    let (port, _) = fake_collector::start(Some(tonic::Status::invalid_argument("bad data"))).await;
+    let err = exporter(port).export(Arc::new(prometheus_batch())).await.unwrap_err();
+    assert!(matches!(err, ExportError::Permanent(_)), "{err:?}");
+    assert!(err.to_string().contains("bad data"), "{err}");
+}
