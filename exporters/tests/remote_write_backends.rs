@@ -3,6 +3,9 @@
 //! read back through their query APIs. Skipped, with a note, where the binaries are missing
 //! (Debian packages `prometheus` and `victoria-metrics`).
 
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod remote_write_support;
 
 use std::net::TcpListener;

@@ -1,6 +1,9 @@
 //! The remote write exporter's config as YAML: otelcol sections load, nodetel's additions load,
 //! and otelcol keys nodetel does not implement are reported by name.
 
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use nodetel_core::config::{ExporterConfig, Validate};

@@ -1,6 +1,9 @@
 //! The remote write exporter against a strict local receiver: headers, SigV4, encoding,
 //! ordering, and how 5xx, 429 with Retry-After, 400, slow answers and outages are handled.
 
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod remote_write_support;
 
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 //! that reached it, a rebuilt exporter replays it in order before new data, and a healthy
 //! endpoint never touches the disk.
 
+// Test helpers outside #[test] functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod remote_write_support;
 
 use std::sync::Arc;
