@@ -277,6 +277,10 @@ Wants=network-online.target
 After=network-online.target
 # Job enrichment asks Slurm; starting after its daemons avoids a burst of failed first queries.
 After=slurmd.service slurmctld.service
+# Restarts are for crashes and reboots of dependencies; a unit that fails ten starts in ten
+# minutes (a rejected config, a binary that cannot run) is left failed for someone to look at.
+StartLimitIntervalSec=10min
+StartLimitBurst=10
 
 [Service]
 Type=simple
@@ -284,8 +288,8 @@ Type=simple
 # not on systemd's default PATH.
 Environment=PATH=/opt/slurm/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EnvironmentFile=-/etc/nodetel/nodetel.env
-# A config that does not validate fails the start with every problem in the journal, instead of
-# a restart loop.
+# A config that does not validate fails the start with every problem in the journal, before
+# the collector itself runs with it.
 ExecStartPre=/usr/bin/nodetel validate --config /etc/nodetel/config.yaml
 ExecStart=/usr/bin/nodetel run --config /etc/nodetel/config.yaml
 Restart=always
