@@ -47,6 +47,7 @@ pub struct SlurmAttributes<R> {
     shared: SharedSnapshot,
     refresher: Option<Refresher<R>>,
     interval: Duration,
+    start_budget: Duration,
     gpu_label: String,
     uuid_label: String,
     node_series: bool,
@@ -87,6 +88,7 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             shared,
             refresher: Some(refresher),
             interval: config.refresh_interval,
+            start_budget: config.command_timeout + Duration::from_secs(1),
             gpu_label: config.gpu_label.clone(),
             uuid_label: config.uuid_label.clone(),
             node_series: config.node_series,
@@ -159,13 +161,20 @@ impl<R: CommandRunner> Processor for SlurmAttributes<R> {
         let Some(mut refresher) = self.refresher.take() else {
             return Ok(());
         };
-        let first = refresher.refresh().await;
-        tracing::info!(
-            jobs = ?first.slurm_jobs,
-            tasks = first.tasks,
-            elapsed_ms = first.elapsed.as_millis() as u64,
-            "Slurm job snapshot taken."
-        );
+        // The pipeline waits for start; a hanging slurmctld must not hold it longer than about
+        // one command. The refresher's state stays consistent when a refresh is dropped.
+        match tokio::time::timeout(self.start_budget, refresher.refresh()).await {
+            Ok(first) => tracing::info!(
+                jobs = ?first.slurm_jobs,
+                tasks = first.tasks,
+                elapsed_ms = first.elapsed.as_millis() as u64,
+                "Slurm job snapshot taken."
+            ),
+            Err(_) => tracing::warn!(
+                budget_ms = self.start_budget.as_millis() as u64,
+                "The first Slurm job snapshot is late; series pass unlabelled until a refresh completes."
+            ),
+        }
         let interval = self.interval;
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
@@ -372,6 +381,33 @@ mod tests {
         let third = rt.block_on(p.refresh_now()).unwrap();
         assert!(third.slurm_asked, "the tasks are gone: ask Slurm again");
         std::fs::remove_dir_all(&proc_root).unwrap();
+    }
+
+    /// A Slurm that never answers.
+    struct Hanging;
+
+    impl CommandRunner for Hanging {
+        async fn run(&self, _: &str, _: &[&str]) -> Result<String, nodetel_host::slurm::SlurmError> {
+            std::future::pending().await
+        }
+    }
+
+    #[test]
+    fn a_hanging_slurm_does_not_hold_start_past_its_budget() {
+        let config = SlurmAttributesConfig {
+            command_timeout: Duration::from_millis(100),
+            proc_root: std::env::temp_dir().join("nodetel-no-such-proc"),
+            ..SlurmAttributesConfig::default()
+        };
+        let mut p = SlurmAttributes::new(&config, Hanging, "vm".to_owned()).unwrap();
+        let cx = ProcessorContext {
+            id: nodetel_core::ComponentId::parse("slurmattributes").unwrap(),
+            shutdown: nodetel_core::CancellationToken::new(),
+        };
+        let started = std::time::Instant::now();
+        rt().block_on(p.start(cx.clone())).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        cx.shutdown.cancel();
     }
 
     #[test]
