@@ -3,7 +3,8 @@
 //!
 //! Training scripts report loss, tokens per second and step times through the OpenTelemetry SDK;
 //! this receiver takes them on the node, so they leave with everything else. See [`OtlpConfig`]
-//! for the options and `translate` for the naming and type rules.
+//! for the options, `translate` for the naming and type rules, and README.md beside this file
+//! for the operator's view.
 //!
 //! Limits and refusals:
 //! - Bodies (gRPC messages, HTTP bodies before and after gzip) are capped at 4 MiB by default:
@@ -13,6 +14,7 @@
 //! - Each refused request is counted in the receiver's `errors` self-metric; data points that
 //!   cannot be translated (exponential histograms, out-of-order delta points) are counted as
 //!   discarded (`rejected`) and reported back in the OTLP partial-success response.
+//! - At most 200,000 series are tracked at once; points of further new series are rejected.
 
 mod attributes;
 mod config;

@@ -620,3 +620,22 @@ fn mutated_bodies_never_panic_the_decode_and_translate_path() {
         "the mutations should still decode often enough to reach translation ({decoded})"
     );
 }
+
+#[test]
+fn new_series_past_the_limit_are_rejected_but_known_ones_still_flow() {
+    let mut t = Translator::from_settings(settings());
+    t.set_max_series(2);
+    let req = |ranks: &[&str], v: f64| {
+        let points = ranks.iter().map(|r| number(vec![kv("rank", r)], T0, v)).collect();
+        request(
+            vec![],
+            vec![metric("m", "", Data::Gauge(Gauge { data_points: points }))],
+        )
+    };
+    let out = t.translate(&req(&["0", "1", "2"], 1.0), 0);
+    assert_eq!((out.batch.len(), out.rejected), (2, 1));
+    assert!(out.error.unwrap().contains("2 series"));
+    let out = t.translate(&req(&["0", "1"], 2.0), 0);
+    assert_eq!((out.batch.len(), out.rejected), (2, 0));
+    assert_eq!(t.cached_points(), 2);
+}

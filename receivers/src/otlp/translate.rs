@@ -38,6 +38,10 @@ use super::names::{NameKind, float_label, label_name, metric_name, prometheus_un
 
 /// Cache entries unused for this long are dropped, so a job's series do not outlive it in memory.
 const IDLE_TTL_MS: i64 = 15 * 60 * 1000;
+/// Most series tracked at once. A sender that puts an unbounded value (a step number, a
+/// timestamp) into an attribute would otherwise grow memory until entries expire; past this,
+/// points of new series are rejected (and reported in the partial-success response).
+pub(crate) const MAX_SERIES: usize = 200_000;
 /// How often the caches are swept.
 const SWEEP_EVERY_MS: i64 = 60 * 1000;
 
@@ -139,6 +143,7 @@ pub struct Translator {
     /// Reused buffers for a histogram's values and a summary's quantiles.
     values: Vec<f64>,
     quantiles: Vec<f64>,
+    max_series: usize,
 }
 
 /// What a data point needs from its resource, metric and scope.
@@ -189,7 +194,14 @@ impl Translator {
             metadata_seen: HashSet::new(),
             values: Vec::new(),
             quantiles: Vec::new(),
+            max_series: MAX_SERIES,
         }
+    }
+
+    /// Lowers the series limit, for tests.
+    #[cfg(test)]
+    pub(crate) fn set_max_series(&mut self, n: usize) {
+        self.max_series = n;
     }
 
     /// Number of cached series entries.
@@ -422,9 +434,16 @@ impl Translator {
         bounds: &[f64],
         now: i64,
         make: impl Fn(&str) -> Vec<(String, Option<(&'static str, String)>)>,
-    ) -> Result<&mut PointEntry, LabelError> {
+    ) -> Result<&mut PointEntry, String> {
         let fresh = match self.points.get(&self.key[..]) {
             Some(e) => !e.bounds.iter().copied().eq(bits(bounds)),
+            None if self.points.len() >= self.max_series => {
+                return Err(format!(
+                    "the receiver already tracks {} series; new series are refused until unused ones \
+                     expire after 15 minutes (look for an attribute with unbounded values)",
+                    self.max_series
+                ));
+            }
             None => true,
         };
         if fresh {
@@ -433,7 +452,8 @@ impl Translator {
             for (name, extra) in make(&cx.metric.name) {
                 let mut set = base.clone();
                 set.insert(METRIC_NAME.to_owned(), name);
-                labels.push(self.build(&set, extra.as_ref().map(|(n, v)| (*n, v.as_str())))?);
+                let extra = extra.as_ref().map(|(n, v)| (*n, v.as_str()));
+                labels.push(self.build(&set, extra).map_err(|e| e.to_string())?);
             }
             let entry = PointEntry {
                 labels,
@@ -447,7 +467,7 @@ impl Translator {
         let entry = self
             .points
             .get_mut(&self.key[..])
-            .ok_or(LabelError::InvalidName(String::new()))?;
+            .ok_or_else(|| "series cache entry vanished".to_owned())?;
         entry.last_seen_ms = now;
         Ok(entry)
     }
