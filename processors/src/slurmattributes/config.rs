@@ -28,6 +28,7 @@ use super::processor::SlurmAttributes;
 ///     uuid_label: UUID          # matched when a series has no index label
 ///     node_series: true         # label node-level series when exactly one job holds the node
 ///     hpc_job: false            # also add dcgm-exporter's hpc_job=<job id> to per-GPU series
+///     exclude_metric_prefixes: [slurm_]  # series left alone (Slurm's own cluster metrics)
 ///     labels: {job_id: slurm_job_id, job_name: slurm_job_name, job_user: slurm_job_user,
 ///              partition: slurm_partition, rank: rank, local_rank: local_rank}
 /// ```
@@ -61,6 +62,10 @@ pub struct SlurmAttributesConfig {
     pub node_series: bool,
     /// Whether per-GPU series also get `hpc_job=<job id>` as dcgm-exporter's HPC mapping does.
     pub hpc_job: bool,
+    /// Series whose metric name starts with one of these are left alone. The default keeps the
+    /// `slurm` receiver's cluster metrics (which describe the whole cluster, not this node's
+    /// job) free of job labels.
+    pub exclude_metric_prefixes: Vec<String>,
     /// The names of the added labels.
     pub labels: LabelNames,
 }
@@ -79,6 +84,7 @@ impl Default for SlurmAttributesConfig {
             uuid_label: "UUID".to_owned(),
             node_series: true,
             hpc_job: false,
+            exclude_metric_prefixes: vec!["slurm_".to_owned()],
             labels: LabelNames::default(),
         }
     }

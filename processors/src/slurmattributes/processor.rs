@@ -51,6 +51,7 @@ pub struct SlurmAttributes<R> {
     gpu_label: String,
     uuid_label: String,
     node_series: bool,
+    exclude: Vec<String>,
     cache: LabelsMap,
     cache_epoch: u64,
     uuids: HashMap<String, u32>,
@@ -92,6 +93,7 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             gpu_label: config.gpu_label.clone(),
             uuid_label: config.uuid_label.clone(),
             node_series: config.node_series,
+            exclude: config.exclude_metric_prefixes.clone(),
             cache: LabelsMap::default(),
             cache_epoch: 0,
             uuids: HashMap::new(),
@@ -125,6 +127,10 @@ impl<R: CommandRunner> SlurmAttributes<R> {
     }
 
     fn enrich(&mut self, labels: &Labels, snap: &Snapshot) -> Labels {
+        let name = labels.metric_name().unwrap_or("");
+        if self.exclude.iter().any(|p| name.starts_with(p.as_str())) {
+            return labels.clone();
+        }
         let gpu = labels.get(&self.gpu_label);
         let uuid = labels.get(&self.uuid_label);
         let pairs = match (gpu, uuid) {
@@ -291,6 +297,19 @@ mod tests {
             out[3]
         );
         assert!(out[3].contains(r#"slurm_job_name="nt-train""#));
+    }
+
+    #[test]
+    fn slurms_own_cluster_metrics_are_left_alone() {
+        let mut p = processor(runner("3|root|gpu|RUNNING|nt-train\n"));
+        rt().block_on(p.refresh_now());
+        let mut b = batch(&[
+            &[("__name__", "slurm_cpus_alloc"), ("job", "slurm_exporter")],
+            &[("__name__", "node_load1")],
+        ]);
+        p.process(&mut b);
+        assert_eq!(b.series[0].labels.get("slurm_job_id"), None);
+        assert_eq!(b.series[1].labels.get("slurm_job_id"), Some("3"));
     }
 
     #[test]
