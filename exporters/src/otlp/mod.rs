@@ -1,6 +1,6 @@
 //! The `otlp` exporter: forwards the pipeline to another OpenTelemetry collector over OTLP/gRPC.
 //!
-//! Series are regrouped into OTLP metrics (see `regroup`). Unavailable, ResourceExhausted,
+//! Series are regrouped into OTLP metrics (see `regroup`, and README.md beside this file). Unavailable, ResourceExhausted,
 //! DeadlineExceeded, Aborted, Cancelled and DataLoss answers are retryable (the server's
 //! `google.rpc.RetryInfo` delay is honoured); any other status is permanent, so the runtime drops
 //! and counts the batch. A partial-success answer is logged: the server has already decided.
