@@ -56,22 +56,65 @@ pub const ATTRIBUTES: [&str; 22] = [
 
 /// Reads every interface under `<sysfs>/class/net`.
 pub fn read(sysfs: &Path, buf: &mut String) -> Result<Vec<NetClass>, ReadError> {
-    let dir = sysfs.join(DIR);
     let mut out = Vec::new();
-    for name in list_dir(&dir)? {
-        let iface = dir.join(&name);
-        if !iface.is_dir() {
-            continue;
-        }
-        let mut attributes = Vec::with_capacity(ATTRIBUTES.len());
-        for file in ATTRIBUTES {
-            if read_into(&iface.join(file), buf).is_ok() {
-                attributes.push((file, buf.trim().to_owned()));
-            }
-        }
-        out.push(NetClass { name, attributes });
-    }
+    let mut reader = NetClassReader::default();
+    reader.read_each(sysfs, |iface| {
+        let attributes = ATTRIBUTES
+            .iter()
+            .filter_map(|file| Some((*file, iface.get(file)?.to_owned())))
+            .collect();
+        out.push(NetClass {
+            name: iface.name().to_owned(),
+            attributes,
+        });
+    })?;
+    buf.clear();
     Ok(out)
+}
+
+/// Reads interfaces one at a time into buffers it keeps, so that a steady-state round only
+/// allocates for the directory listing.
+#[derive(Debug, Default)]
+pub struct NetClassReader {
+    name: String,
+    values: [String; ATTRIBUTES.len()],
+    present: [bool; ATTRIBUTES.len()],
+    path: std::path::PathBuf,
+}
+
+impl NetClassReader {
+    /// The interface being visited.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The trimmed contents of attribute `file`, if it was readable.
+    pub fn get(&self, file: &str) -> Option<&str> {
+        let i = ATTRIBUTES.iter().position(|f| *f == file)?;
+        self.present[i].then(|| self.values[i].trim())
+    }
+
+    /// Calls `each` with this reader positioned on every interface under `<sysfs>/class/net`.
+    pub fn read_each(&mut self, sysfs: &Path, mut each: impl FnMut(&NetClassReader)) -> Result<(), ReadError> {
+        let dir = sysfs.join(DIR);
+        for name in list_dir(&dir)? {
+            self.path.clear();
+            self.path.push(&dir);
+            self.path.push(&name);
+            if !self.path.is_dir() {
+                continue;
+            }
+            for (i, file) in ATTRIBUTES.iter().enumerate() {
+                self.path.push(file);
+                self.present[i] = read_into(&self.path, &mut self.values[i]).is_ok();
+                self.path.pop();
+            }
+            self.name.clear();
+            self.name.push_str(&name);
+            each(self);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +133,13 @@ mod tests {
         assert_eq!(got[0].name, "eth0");
         assert_eq!(got[0].get("mtu"), Some("9001"));
         assert_eq!(got[0].get("speed"), None);
+        let mut reader = NetClassReader::default();
+        let mut seen = Vec::new();
+        reader
+            .read_each(root.path(), |i| {
+                seen.push((i.name().to_owned(), i.get("operstate").map(str::to_owned)))
+            })
+            .unwrap();
+        assert_eq!(seen, [("eth0".to_owned(), Some("up".to_owned()))]);
     }
 }

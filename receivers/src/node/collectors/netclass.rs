@@ -43,6 +43,7 @@ fn number(s: &str) -> Option<f64> {
 
 pub(crate) struct NetclassCollector {
     sysfs: PathBuf,
+    reader: net::NetClassReader,
     up: Family,
     info: Family,
     properties: Vec<Family>,
@@ -52,6 +53,7 @@ impl NetclassCollector {
     pub(crate) fn new(paths: &Paths) -> NetclassCollector {
         NetclassCollector {
             sysfs: paths.sysfs.clone(),
+            reader: net::NetClassReader::default(),
             up: Family::new(
                 "node_network_up",
                 MetricType::Gauge,
@@ -83,39 +85,63 @@ impl NetclassCollector {
 
 impl Collector for NetclassCollector {
     fn update(&mut self, cx: &mut Context<'_>) -> Result<(), CollectError> {
-        let ifaces = net::read(&self.sysfs, cx.buf)?;
-        for iface in &ifaces {
-            let device = iface.name.as_str();
-            let operstate = iface.get("operstate").unwrap_or("");
-            self.up
-                .emit(cx, &[("device", device)], if operstate == "up" { 1.0 } else { 0.0 })?;
-            let admin_up = iface.get("flags").and_then(number).map(|f| (f as i64) & 1 == 1);
-            let adminstate = match admin_up {
-                Some(true) => "up",
-                Some(false) => "down",
-                None => "",
-            };
-            self.info.emit(
-                cx,
-                &[
-                    ("address", iface.get("address").unwrap_or("")),
-                    ("adminstate", adminstate),
-                    ("broadcast", iface.get("broadcast").unwrap_or("")),
-                    ("device", device),
-                    ("duplex", iface.get("duplex").unwrap_or("")),
-                    ("ifalias", iface.get("ifalias").unwrap_or("")),
-                    ("operstate", operstate),
-                ],
-                1.0,
-            )?;
-            for (family, (_, file, scale)) in self.properties.iter_mut().zip(PROPERTIES) {
-                if let Some(v) = iface.get(file).and_then(number) {
-                    family.emit(cx, &[("device", device)], v * scale)?;
-                }
+        let NetclassCollector {
+            sysfs,
+            reader,
+            up,
+            info,
+            properties,
+        } = self;
+        let mut failure = None;
+        reader.read_each(sysfs, |iface| {
+            if failure.is_none()
+                && let Err(e) = emit(cx, iface, up, info, properties)
+            {
+                failure = Some(e);
             }
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+fn emit(
+    cx: &mut Context<'_>,
+    iface: &net::NetClassReader,
+    up: &mut Family,
+    info: &mut Family,
+    properties: &mut [Family],
+) -> Result<(), CollectError> {
+    let device = iface.name();
+    let operstate = iface.get("operstate").unwrap_or("");
+    up.emit(cx, &[("device", device)], if operstate == "up" { 1.0 } else { 0.0 })?;
+    let admin_up = iface.get("flags").and_then(number).map(|f| (f as i64) & 1 == 1);
+    let adminstate = match admin_up {
+        Some(true) => "up",
+        Some(false) => "down",
+        None => "",
+    };
+    info.emit(
+        cx,
+        &[
+            ("address", iface.get("address").unwrap_or("")),
+            ("adminstate", adminstate),
+            ("broadcast", iface.get("broadcast").unwrap_or("")),
+            ("device", device),
+            ("duplex", iface.get("duplex").unwrap_or("")),
+            ("ifalias", iface.get("ifalias").unwrap_or("")),
+            ("operstate", operstate),
+        ],
+        1.0,
+    )?;
+    for (family, (_, file, scale)) in properties.iter_mut().zip(PROPERTIES) {
+        if let Some(v) = iface.get(file).and_then(number) {
+            family.emit(cx, &[("device", device)], v * scale)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

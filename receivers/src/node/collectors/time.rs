@@ -20,7 +20,12 @@ pub(crate) struct TimeCollector {
     zone: Family,
     available: Family,
     current: Family,
+    zone_cache: Option<ZoneCache>,
 }
+
+/// The zone read from `localtime` (name and offset, if fixed) and the file's modification time
+/// it was read at.
+type ZoneCache = (Option<std::time::SystemTime>, Option<(String, i64)>);
 
 impl TimeCollector {
     pub(crate) fn new(paths: &Paths) -> TimeCollector {
@@ -44,6 +49,7 @@ impl TimeCollector {
                 Gauge,
                 "Current clocksource read from '/sys/devices/system/clocksource'.",
             ),
+            zone_cache: None,
         }
     }
 }
@@ -94,13 +100,18 @@ impl Collector for TimeCollector {
     fn update(&mut self, cx: &mut Context<'_>) -> Result<(), CollectError> {
         let now = cx.timestamp_ms() as f64 / 1000.0;
         self.now.emit(cx, &[], now)?;
-        let zone = match std::fs::read(&self.localtime) {
-            Ok(data) => tzif_footer(&data).and_then(fixed_zone),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(("UTC".to_owned(), 0)),
-            Err(_) => None,
-        };
-        if let Some((name, offset)) = zone {
-            self.zone.emit(cx, &[("time_zone", &name)], offset as f64)?;
+        // The zone file rarely changes: parse it again only when its modification time does.
+        let modified = std::fs::metadata(&self.localtime).and_then(|m| m.modified()).ok();
+        if self.zone_cache.as_ref().is_none_or(|(m, _)| *m != modified) {
+            let zone = match std::fs::read(&self.localtime) {
+                Ok(data) => tzif_footer(&data).and_then(fixed_zone),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(("UTC".to_owned(), 0)),
+                Err(_) => None,
+            };
+            self.zone_cache = Some((modified, zone));
+        }
+        if let Some((_, Some((name, offset)))) = &self.zone_cache {
+            self.zone.emit(cx, &[("time_zone", name)], *offset as f64)?;
         }
         let sources = match clocksource::read(&self.sysfs, cx.buf) {
             Ok(s) => s,
