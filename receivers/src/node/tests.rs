@@ -498,3 +498,38 @@ fn a_node_without_efa_reports_no_data_for_amazonefa() {
     assert_eq!(success("amazonefa"), Some(0.0));
     assert_eq!(success("loadavg"), Some(1.0));
 }
+
+/// Counts WARN events, to check that a broken collector is not logged every round.
+struct CountWarnings(Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountWarnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn a_failing_collector_is_logged_once_per_streak() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+    let config = config_with(dir.path(), &["loadavg"]);
+    let warnings = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry().with(CountWarnings(warnings.clone()));
+    let mut collector = collector_for(&config);
+    let count = || warnings.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::subscriber::with_default(subscriber, || {
+        for round in 0..3 {
+            collector.collect(round, &mut Batch::new());
+        }
+        assert_eq!(count(), 1, "three failing rounds, one warning");
+        std::fs::write(dir.path().join("proc/loadavg"), "0.1 0.2 0.3 1/2 3\n").unwrap();
+        collector.collect(3, &mut Batch::new());
+        std::fs::remove_file(dir.path().join("proc/loadavg")).unwrap();
+        collector.collect(4, &mut Batch::new());
+        collector.collect(5, &mut Batch::new());
+        assert_eq!(count(), 2, "a new streak after a recovery is logged again");
+    });
+}
