@@ -6,3 +6,8 @@ mod binary;
 mod gpu;
 // Shared helpers: spawning the binary, HTTP GETs, free ports.
 mod support;
+// The Slurm receiver and slurmattributes processor in the binary, against a real Slurm.
+mod slurm;
+// The private single-node Slurm the Slurm tests start (shared with the crates' own tests).
+#[path = "../../receivers/tests/slurm_support/mod.rs"]
+mod slurm_cluster;

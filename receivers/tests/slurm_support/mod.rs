@@ -54,7 +54,12 @@ impl Cluster {
             eprintln!("skipping the real-Slurm test: {why}");
             return None;
         }
-        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm");
+        // The workspace root holds scripts/; crates' tests run one level below it.
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|d| d.join("scripts/slurm"))
+            .find(|d| d.join("up.sh").is_file())
+            .expect("scripts/slurm/up.sh in the workspace");
         // Under the system temp dir rather than the target dir: jobs of another user (nobody)
         // must reach slurm.conf and the scratch files, whatever the checkout's permissions.
         let dir = std::env::temp_dir().join(format!("nodetel-slurm-{name}-{}", std::process::id()));
