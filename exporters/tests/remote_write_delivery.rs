@@ -155,3 +155,39 @@ async fn a_slow_endpoint_times_out_and_the_request_is_retried() {
     );
     exp.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_gets_more_shards_and_order_survives_the_resize() {
+    let server = TestServer::start().await;
+    server.set_delay(Duration::from_millis(50));
+    let mut cfg = config(&server.url());
+    cfg.max_samples_per_send = 10;
+    cfg.batch_send_deadline = Duration::from_millis(10);
+    cfg.shards.min = Some(1);
+    cfg.shards.max = Some(4);
+    // Small buffers, so back-pressure paces the producer instead of a long drain at shutdown.
+    cfg.remote_write_queue.queue_size = 8;
+    let mut exp = exporter(&cfg, "resize");
+    exp.set_resize_interval(Duration::from_millis(300));
+    let mut most = exp.shard_count();
+    let started = Instant::now();
+    let mut ts = 1;
+    while started.elapsed() < Duration::from_secs(3) {
+        exp.export(Arc::new(batch(20, ts))).await.unwrap();
+        most = most.max(exp.shard_count());
+        ts += 1;
+    }
+    exp.shutdown().await.unwrap();
+    assert!(
+        most > 1,
+        "one shard at 50 ms per 10 samples cannot keep up; shards stayed at {most}"
+    );
+    let accepted = server.accepted();
+    assert_in_order(&accepted);
+    assert_eq!(
+        server.accepted_samples(),
+        20 * (ts as usize - 1),
+        "nothing lost across resizes"
+    );
+    assert_eq!(server.violations(), Vec::<String>::new());
+}

@@ -79,6 +79,7 @@ pub struct RemoteWriteExporter {
     capacity: usize,
     flush_timeout: Duration,
     resize: Resize,
+    resize_interval: Duration,
     checked: bool,
 }
 
@@ -165,6 +166,7 @@ impl RemoteWriteExporter {
             max_shards: cfg.max_shards(),
             capacity,
             flush_timeout: cfg.shutdown_flush_timeout,
+            resize_interval: RESHARD_INTERVAL,
             checked: false,
         };
         // Start replaying right away when built inside the runtime; otherwise at the first export.
@@ -182,6 +184,11 @@ impl RemoteWriteExporter {
     /// Current shard count.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
+    }
+
+    /// How often the shard count is reconsidered (10 s by default; tests shorten it).
+    pub fn set_resize_interval(&mut self, interval: Duration) {
+        self.resize_interval = interval;
     }
 
     fn start(&mut self, n: usize) {
@@ -239,7 +246,7 @@ impl RemoteWriteExporter {
 
     async fn maybe_resize(&mut self) {
         let elapsed = self.resize.at.elapsed();
-        if elapsed < RESHARD_INTERVAL {
+        if elapsed < self.resize_interval {
             return;
         }
         let m = &self.shared.metrics;

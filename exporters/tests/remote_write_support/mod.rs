@@ -51,6 +51,8 @@ pub struct State {
     pub script: VecDeque<Reply>,
     /// Answer when the script is empty: `None` = 200.
     pub default_status: Option<u16>,
+    /// Delay of every unscripted answer.
+    pub default_delay: Duration,
     pub seen: Vec<Seen>,
     pub violations: Vec<String>,
 }
@@ -100,6 +102,10 @@ impl TestServer {
 
     pub fn set_default(&self, status: Option<u16>) {
         self.state.lock().unwrap().default_status = status;
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().default_delay = delay;
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -187,7 +193,16 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             tokio::time::sleep(d).await;
             (200, None)
         }
-        None => (state.lock().unwrap().default_status.unwrap_or(200), None),
+        None => {
+            let (status, delay) = {
+                let st = state.lock().unwrap();
+                (st.default_status.unwrap_or(200), st.default_delay)
+            };
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            (status, None)
+        }
     };
     state.lock().unwrap().seen.push(Seen {
         at: Instant::now(),
