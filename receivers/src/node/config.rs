@@ -102,7 +102,7 @@ pub struct Paths {
     pub sysfs: PathBuf,
 }
 
-/// Which collectors run, by their node_exporter names.
+/// Which collectors run, by their node_exporter names, and the filters of those that have one.
 #[derive(Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorsConfig {
@@ -112,11 +112,87 @@ pub struct CollectorsConfig {
     pub enabled: Vec<String>,
     /// Default collectors not to run.
     pub disabled: Vec<String>,
+    /// `diskstats` filters.
+    pub diskstats: DiskstatsOptions,
+    /// `filesystem` filters.
+    pub filesystem: FilesystemOptions,
+    /// `netstat` filters.
+    pub netstat: NetstatOptions,
+    /// `vmstat` filters.
+    pub vmstat: VmstatOptions,
+}
+
+/// Like `--collector.diskstats.device-exclude`.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskstatsOptions {
+    /// Devices to leave out (regex).
+    pub device_exclude: String,
+}
+
+impl Default for DiskstatsOptions {
+    fn default() -> Self {
+        DiskstatsOptions {
+            device_exclude: collectors::DISKSTATS_DEVICE_EXCLUDE.to_owned(),
+        }
+    }
+}
+
+/// Like `--collector.filesystem.mount-points-exclude` and `--collector.filesystem.fs-types-exclude`.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemOptions {
+    /// Mount points to leave out (regex).
+    pub mount_points_exclude: String,
+    /// Filesystem types to leave out (regex).
+    pub fs_types_exclude: String,
+}
+
+impl Default for FilesystemOptions {
+    fn default() -> Self {
+        FilesystemOptions {
+            mount_points_exclude: collectors::FILESYSTEM_MOUNT_POINTS_EXCLUDE.to_owned(),
+            fs_types_exclude: collectors::FILESYSTEM_FS_TYPES_EXCLUDE.to_owned(),
+        }
+    }
+}
+
+/// Like `--collector.netstat.fields`.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetstatOptions {
+    /// `<Proto>_<Field>` names to report (regex).
+    pub fields: String,
+}
+
+impl Default for NetstatOptions {
+    fn default() -> Self {
+        NetstatOptions {
+            fields: collectors::NETSTAT_FIELDS.to_owned(),
+        }
+    }
+}
+
+/// Like `--collector.vmstat.fields`.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VmstatOptions {
+    /// `/proc/vmstat` field names to report (regex).
+    pub fields: String,
+}
+
+impl Default for VmstatOptions {
+    fn default() -> Self {
+        VmstatOptions {
+            fields: collectors::VMSTAT_FIELDS.to_owned(),
+        }
+    }
 }
 
 impl CollectorsConfig {
     /// The names of the collectors that run, in registry order.
     pub fn active(&self) -> Vec<&'static str> {
+        // The filter options do not decide what runs.
         collectors::REGISTRY
             .iter()
             .filter(|c| {
@@ -184,6 +260,33 @@ impl Validate for NodeConfig {
                         format!("unknown collector {name:?}; known collectors: {}", known()),
                     ));
                 }
+            }
+        }
+        let c = &self.collectors;
+        for (key, pattern, flag) in [
+            (
+                "collectors.diskstats.device_exclude",
+                &c.diskstats.device_exclude,
+                "diskstats.device-exclude",
+            ),
+            (
+                "collectors.filesystem.mount_points_exclude",
+                &c.filesystem.mount_points_exclude,
+                "filesystem.mount-points-exclude",
+            ),
+            (
+                "collectors.filesystem.fs_types_exclude",
+                &c.filesystem.fs_types_exclude,
+                "filesystem.fs-types-exclude",
+            ),
+            ("collectors.netstat.fields", &c.netstat.fields, "netstat.fields"),
+            ("collectors.vmstat.fields", &c.vmstat.fields, "vmstat.fields"),
+        ] {
+            if let Err(e) = regex::Regex::new(pattern) {
+                errors.push(FieldError::new(
+                    key,
+                    format!("is not a valid regular expression ({e}); it takes what node_exporter's --collector.{flag} takes"),
+                ));
             }
         }
         for (i, name) in self.collectors.enabled.iter().enumerate() {
@@ -261,6 +364,31 @@ mod tests {
         let c = parse("collectors: {disabled: [cpu]}").unwrap();
         assert!(!c.collectors.active().contains(&"cpu"));
         assert!(c.collectors.active().contains(&"meminfo"));
+    }
+
+    #[test]
+    fn filters_default_to_node_exporter_and_can_be_set() {
+        let c = parse("{}").unwrap();
+        assert!(c.collectors.filesystem.fs_types_exclude.contains("overlay"));
+        assert!(c.collectors.vmstat.fields.contains("oom_kill"));
+        let c = parse("collectors: {filesystem: {mount_points_exclude: '^/boot$'}, vmstat: {fields: '.*'}}").unwrap();
+        assert_eq!(c.collectors.filesystem.mount_points_exclude, "^/boot$");
+        assert!(
+            c.collectors.filesystem.fs_types_exclude.contains("overlay"),
+            "the other filter keeps its default"
+        );
+        assert_eq!(c.collectors.vmstat.fields, ".*");
+        assert!(c.validate().is_empty());
+        let c = parse("collectors: {netstat: {fields: '(unclosed'}}").unwrap();
+        let errors = c.validate();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "collectors.netstat.fields");
+        assert!(
+            errors[0].message.contains("--collector.netstat.fields"),
+            "{}",
+            errors[0].message
+        );
+        assert!(parse("collectors: {vmstat: {field: x}}").is_err());
     }
 
     #[test]

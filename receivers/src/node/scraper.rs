@@ -83,7 +83,7 @@ impl NodeCollector {
             let Some(reg) = collectors::find(name) else { continue };
             entries.push(Entry {
                 name,
-                collector: (reg.build)(&paths).map_err(|source| NodeError::Regex {
+                collector: (reg.build)(&paths, &config.collectors).map_err(|source| NodeError::Regex {
                     collector: name,
                     source,
                 })?,

@@ -55,8 +55,8 @@ fn collector_for(config: &NodeConfig) -> NodeCollector {
         "filesystem",
         Box::new(collectors::filesystem::FilesystemCollector::with_stat(
             &paths,
-            regex::Regex::new(collectors::filesystem::DEFAULT_MOUNT_POINTS_EXCLUDE).unwrap(),
-            regex::Regex::new(collectors::filesystem::DEFAULT_FS_TYPES_EXCLUDE).unwrap(),
+            regex::Regex::new(collectors::FILESYSTEM_MOUNT_POINTS_EXCLUDE).unwrap(),
+            regex::Regex::new(collectors::FILESYSTEM_FS_TYPES_EXCLUDE).unwrap(),
             fake_statvfs,
         )),
     );
@@ -532,4 +532,17 @@ fn a_failing_collector_is_logged_once_per_streak() {
         collector.collect(5, &mut Batch::new());
         assert_eq!(count(), 2, "a new streak after a recovery is logged again");
     });
+}
+
+#[test]
+fn configured_filters_replace_node_exporter_defaults() {
+    let mut config = config_with(&tree("this-machine"), &["vmstat", "diskstats"]);
+    config.collectors.vmstat.fields = "^nr_free_pages$".to_owned();
+    config.collectors.diskstats.device_exclude = "^vda$".to_owned();
+    let batch = collect(&config);
+    let names: Vec<_> = batch.series.iter().filter_map(|s| s.labels.metric_name()).collect();
+    assert!(names.contains(&"node_vmstat_nr_free_pages"));
+    assert!(!names.contains(&"node_vmstat_pgfault"));
+    let devices: std::collections::BTreeSet<_> = batch.series.iter().filter_map(|s| s.labels.get("device")).collect();
+    assert!(devices.contains("loop0") && !devices.contains("vda"), "{devices:?}");
 }

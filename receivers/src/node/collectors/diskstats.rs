@@ -13,9 +13,6 @@ use super::{CollectError, Collector};
 use crate::node::config::Paths;
 use crate::node::series::{Context, Family};
 
-/// node_exporter 1.9.1's default `--collector.diskstats.device-exclude`.
-pub(crate) const DEFAULT_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
-
 const SECTOR_BYTES: f64 = 512.0;
 
 /// `(name, help)` of the 11 base counters then 4 discard and 2 flush counters, in file order.

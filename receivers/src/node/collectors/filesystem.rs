@@ -16,12 +16,6 @@ use super::{CollectError, Collector};
 use crate::node::config::Paths;
 use crate::node::series::{Context, Family};
 
-/// node_exporter 1.9.1's default `--collector.filesystem.mount-points-exclude`.
-pub(crate) const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
-    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
-/// node_exporter 1.9.1's default `--collector.filesystem.fs-types-exclude`.
-pub(crate) const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
-
 /// The numbers statvfs gives for one filesystem.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct FsStats {

@@ -3,7 +3,7 @@
 use nodetel_core::labels::LabelError;
 use nodetel_host::procfs::ReadError;
 
-use super::config::Paths;
+use super::config::{CollectorsConfig, Paths};
 use super::series::Context;
 
 mod amazonefa;
@@ -54,7 +54,19 @@ pub(crate) trait Collector: Send {
     fn update(&mut self, cx: &mut Context<'_>) -> Result<(), CollectError>;
 }
 
-type Build = fn(&Paths) -> Result<Box<dyn Collector>, regex::Error>;
+type Build = fn(&Paths, &CollectorsConfig) -> Result<Box<dyn Collector>, regex::Error>;
+
+/// node_exporter 1.9.1's default `--collector.diskstats.device-exclude`.
+pub(crate) const DISKSTATS_DEVICE_EXCLUDE: &str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
+/// node_exporter 1.9.1's default `--collector.filesystem.mount-points-exclude`.
+pub(crate) const FILESYSTEM_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter 1.9.1's default `--collector.filesystem.fs-types-exclude`.
+pub(crate) const FILESYSTEM_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+/// node_exporter 1.9.1's default `--collector.netstat.fields`.
+pub(crate) const NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+/// node_exporter 1.9.1's default `--collector.vmstat.fields`.
+pub(crate) const VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 
 /// A collector's name, whether node_exporter enables it by default, and how to build it.
 pub(crate) struct Registration {
@@ -77,49 +89,48 @@ fn re(pattern: &str) -> Result<regex::Regex, regex::Error> {
 
 /// Every collector, in the order they run.
 pub(crate) const REGISTRY: &[Registration] = &[
-    on("amazonefa", |p| Ok(Box::new(amazonefa::AmazonEfaCollector::new(p)))),
-    on("arp", |p| Ok(Box::new(arp::ArpCollector::new(p)))),
-    on("conntrack", |p| Ok(Box::new(conntrack::ConntrackCollector::new(p)))),
-    on("cpu", |p| Ok(Box::new(cpu::CpuCollector::new(p)))),
-    on("cpufreq", |p| Ok(Box::new(cpufreq::CpufreqCollector::new(p)))),
-    on("diskstats", |p| {
+    on("amazonefa", |p, _| Ok(Box::new(amazonefa::AmazonEfaCollector::new(p)))),
+    on("arp", |p, _| Ok(Box::new(arp::ArpCollector::new(p)))),
+    on("conntrack", |p, _| Ok(Box::new(conntrack::ConntrackCollector::new(p)))),
+    on("cpu", |p, _| Ok(Box::new(cpu::CpuCollector::new(p)))),
+    on("cpufreq", |p, _| Ok(Box::new(cpufreq::CpufreqCollector::new(p)))),
+    on("diskstats", |p, c| {
         Ok(Box::new(diskstats::DiskstatsCollector::new(
             p,
-            re(diskstats::DEFAULT_DEVICE_EXCLUDE)?,
+            re(&c.diskstats.device_exclude)?,
         )))
     }),
-    on("entropy", |p| Ok(Box::new(entropy::EntropyCollector::new(p)))),
-    on("filefd", |p| Ok(Box::new(filefd::FilefdCollector::new(p)))),
-    on("filesystem", |p| {
+    on("entropy", |p, _| Ok(Box::new(entropy::EntropyCollector::new(p)))),
+    on("filefd", |p, _| Ok(Box::new(filefd::FilefdCollector::new(p)))),
+    on("filesystem", |p, c| {
         Ok(Box::new(filesystem::FilesystemCollector::new(
             p,
-            re(filesystem::DEFAULT_MOUNT_POINTS_EXCLUDE)?,
-            re(filesystem::DEFAULT_FS_TYPES_EXCLUDE)?,
+            re(&c.filesystem.mount_points_exclude)?,
+            re(&c.filesystem.fs_types_exclude)?,
         )))
     }),
-    on("loadavg", |p| Ok(Box::new(loadavg::LoadavgCollector::new(p)))),
-    on("meminfo", |p| Ok(Box::new(meminfo::MeminfoCollector::new(p)))),
-    on("netclass", |p| Ok(Box::new(netclass::NetclassCollector::new(p)))),
-    on("netdev", |p| Ok(Box::new(netdev::NetdevCollector::new(p)))),
-    on("netstat", |p| {
-        Ok(Box::new(netstat::NetstatCollector::new(
-            p,
-            re(netstat::DEFAULT_FIELDS)?,
-        )))
+    on("loadavg", |p, _| Ok(Box::new(loadavg::LoadavgCollector::new(p)))),
+    on("meminfo", |p, _| Ok(Box::new(meminfo::MeminfoCollector::new(p)))),
+    on("netclass", |p, _| Ok(Box::new(netclass::NetclassCollector::new(p)))),
+    on("netdev", |p, _| Ok(Box::new(netdev::NetdevCollector::new(p)))),
+    on("netstat", |p, c| {
+        Ok(Box::new(netstat::NetstatCollector::new(p, re(&c.netstat.fields)?)))
     }),
-    on("os", |p| Ok(Box::new(os::OsCollector::new(p)))),
-    on("pressure", |p| Ok(Box::new(pressure::PressureCollector::new(p)))),
-    on("schedstat", |p| Ok(Box::new(schedstat::SchedstatCollector::new(p)))),
-    on("selinux", |p| Ok(Box::new(selinux::SelinuxCollector::new(p)))),
-    on("sockstat", |p| Ok(Box::new(sockstat::SockstatCollector::new(p)))),
-    on("softnet", |p| Ok(Box::new(softnet::SoftnetCollector::new(p)))),
-    on("stat", |p| Ok(Box::new(stat::StatCollector::new(p)))),
-    on("textfile", |_| Ok(Box::new(textfile::TextfileCollector::new()))),
-    on("time", |p| Ok(Box::new(time::TimeCollector::new(p)))),
-    on("udp_queues", |p| Ok(Box::new(udp_queues::UdpQueuesCollector::new(p)))),
-    on("uname", |p| Ok(Box::new(uname::UnameCollector::new(p)))),
-    on("vmstat", |p| {
-        Ok(Box::new(vmstat::VmstatCollector::new(p, re(vmstat::DEFAULT_FIELDS)?)))
+    on("os", |p, _| Ok(Box::new(os::OsCollector::new(p)))),
+    on("pressure", |p, _| Ok(Box::new(pressure::PressureCollector::new(p)))),
+    on("schedstat", |p, _| Ok(Box::new(schedstat::SchedstatCollector::new(p)))),
+    on("selinux", |p, _| Ok(Box::new(selinux::SelinuxCollector::new(p)))),
+    on("sockstat", |p, _| Ok(Box::new(sockstat::SockstatCollector::new(p)))),
+    on("softnet", |p, _| Ok(Box::new(softnet::SoftnetCollector::new(p)))),
+    on("stat", |p, _| Ok(Box::new(stat::StatCollector::new(p)))),
+    on("textfile", |_, _| Ok(Box::new(textfile::TextfileCollector::new()))),
+    on("time", |p, _| Ok(Box::new(time::TimeCollector::new(p)))),
+    on("udp_queues", |p, _| {
+        Ok(Box::new(udp_queues::UdpQueuesCollector::new(p)))
+    }),
+    on("uname", |p, _| Ok(Box::new(uname::UnameCollector::new(p)))),
+    on("vmstat", |p, c| {
+        Ok(Box::new(vmstat::VmstatCollector::new(p, re(&c.vmstat.fields)?)))
     }),
 ];
 
@@ -140,7 +151,11 @@ mod tests {
             sysfs: "/nonexistent/sys".into(),
         };
         for (i, r) in REGISTRY.iter().enumerate() {
-            assert!((r.build)(&paths).is_ok(), "{} builds", r.name);
+            assert!(
+                (r.build)(&paths, &CollectorsConfig::default()).is_ok(),
+                "{} builds",
+                r.name
+            );
             assert!(
                 REGISTRY[..i].iter().all(|o| o.name != r.name),
                 "{} is listed once",

@@ -11,9 +11,6 @@ use super::{CollectError, Collector};
 use crate::node::config::Paths;
 use crate::node::series::{Context, Family};
 
-/// node_exporter 1.9.1's default `--collector.netstat.fields`.
-pub(crate) const DEFAULT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
-
 pub(crate) struct NetstatCollector {
     /// netstat, snmp, snmp6.
     paths: [PathBuf; 3],

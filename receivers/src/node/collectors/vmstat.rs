@@ -12,9 +12,6 @@ use super::{CollectError, Collector};
 use crate::node::config::Paths;
 use crate::node::series::{Context, Family};
 
-/// node_exporter 1.9.1's default `--collector.vmstat.fields`.
-pub(crate) const DEFAULT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
-
 pub(crate) struct VmstatCollector {
     path: PathBuf,
     fields: regex::Regex,
