@@ -73,12 +73,11 @@ impl Cluster {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "up.sh failed: {}{}",
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            // up.sh already stopped what it started; only the work dir is left.
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("up.sh failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
+        }
         let var = |key: &str| {
             stdout
                 .lines()
