@@ -338,6 +338,7 @@ mod tests {
         for name in ["cpu", "meminfo", "loadavg"] {
             assert!(active.contains(&name), "{name} is on by default");
         }
+        assert!(!active.contains(&"amazonefa"), "the EFA exporter's collector is opt-in");
     }
 
     #[test]

@@ -89,7 +89,12 @@ fn re(pattern: &str) -> Result<regex::Regex, regex::Error> {
 
 /// Every collector, in the order they run.
 pub(crate) const REGISTRY: &[Registration] = &[
-    on("amazonefa", |p, _| Ok(Box::new(amazonefa::AmazonEfaCollector::new(p)))),
+    // Not a node_exporter collector: it belongs to the EFA exporter's job, so it is opt-in.
+    Registration {
+        name: "amazonefa",
+        default_enabled: false,
+        build: |p, _| Ok(Box::new(amazonefa::AmazonEfaCollector::new(p))),
+    },
     on("arp", |p, _| Ok(Box::new(arp::ArpCollector::new(p)))),
     on("conntrack", |p, _| Ok(Box::new(conntrack::ConntrackCollector::new(p)))),
     on("cpu", |p, _| Ok(Box::new(cpu::CpuCollector::new(p)))),
