@@ -1,6 +1,9 @@
 //! Label-set costs on the hot path: building a set for a new series, looking up a known one,
 //! cloning, comparing and encoding — next to a plain `Vec<(String, String)>` for scale.
 
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 

@@ -1,6 +1,9 @@
 //! Runtime behaviour: fan-in, fan-out, back-pressure, retries, restarts and shutdown, with
 //! in-memory components.
 
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! End-to-end tests: run the real `nodetel` binary and talk to it over loopback.
 
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 // The binary's commands: run (default config, endpoints, SIGTERM), validate, once.
 mod binary;
 // The gpu receiver in the binary: disabled without a driver, the rest unaffected.

@@ -6,27 +6,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn nodetel() -> Command {
+pub(crate) fn nodetel() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nodetel"));
     c.env_remove("AMP_REMOTE_WRITE_URL").env("NODETEL_LOG_LEVEL", "info");
     c
 }
 
-pub fn repo_path(rel: &str) -> PathBuf {
+pub(crate) fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-pub fn run_to_end(cmd: &mut Command) -> Output {
+pub(crate) fn run_to_end(cmd: &mut Command) -> Output {
     cmd.output().expect("the nodetel binary runs")
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// GET `http://addr{path}`; returns (status, body), or None when nothing listens yet.
-pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
@@ -39,7 +39,7 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 }
 
 /// Polls until `check` returns Some, or panics after `limit`.
-pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> (T, Duration) {
+pub(crate) fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> (T, Duration) {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
@@ -51,10 +51,10 @@ pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
 }
 
 /// A running nodetel that is killed if the test fails before stopping it.
-pub struct Running(pub Option<Child>);
+pub(crate) struct Running(Option<Child>);
 
 impl Running {
-    pub fn spawn(cmd: &mut Command) -> Running {
+    pub(crate) fn spawn(cmd: &mut Command) -> Running {
         Running(Some(
             cmd.stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -64,7 +64,7 @@ impl Running {
     }
 
     /// Sends SIGTERM and waits for the exit; returns the output and how long the exit took.
-    pub fn terminate(mut self) -> (Output, Duration) {
+    pub(crate) fn terminate(mut self) -> (Output, Duration) {
         let child = self.0.take().unwrap();
         let pid = child.id().to_string();
         let start = Instant::now();
