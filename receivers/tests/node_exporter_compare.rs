@@ -41,6 +41,7 @@ const COLLECTORS: &[&str] = &[
     "netclass",
     "netdev",
     "netstat",
+    "nvme",
     "os",
     "pressure",
     "schedstat",

@@ -20,6 +20,7 @@ mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nvme;
 mod os;
 mod pressure;
 mod schedstat;
@@ -121,6 +122,7 @@ pub(crate) const REGISTRY: &[Registration] = &[
     on("netstat", |p, c| {
         Ok(Box::new(netstat::NetstatCollector::new(p, re(&c.netstat.fields)?)))
     }),
+    on("nvme", |p, _| Ok(Box::new(nvme::NvmeCollector::new(p)))),
     on("os", |p, _| Ok(Box::new(os::OsCollector::new(p)))),
     on("pressure", |p, _| Ok(Box::new(pressure::PressureCollector::new(p)))),
     on("schedstat", |p, _| Ok(Box::new(schedstat::SchedstatCollector::new(p)))),
