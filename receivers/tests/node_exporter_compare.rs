@@ -36,6 +36,7 @@ const COLLECTORS: &[&str] = &[
     "entropy",
     "filefd",
     "filesystem",
+    "infiniband",
     "loadavg",
     "meminfo",
     "netclass",

@@ -302,7 +302,7 @@ fn this_machine_tree_matches_the_golden_output() {
         // scheduler statistics. amazonefa is opt-in.
         let want = match r.name {
             "amazonefa" => None,
-            "schedstat" | "nvme" => Some(0.0),
+            "schedstat" | "nvme" | "infiniband" => Some(0.0),
             _ => Some(1.0),
         };
         assert_eq!(success(r.name), want, "collector {}", r.name);
@@ -439,7 +439,7 @@ fn shm_that_cannot_be_read_reports_a_device_error() {
 fn gpu_node_tree_matches_the_golden_output() {
     let batch = collect(&config_with(
         &tree("gpu-node"),
-        &["amazonefa", "cpufreq", "diskstats", "nvme", "schedstat"],
+        &["amazonefa", "cpufreq", "diskstats", "infiniband", "nvme", "schedstat"],
     ));
     check_golden("gpu-node", &render(&batch));
     let l = r#"instance="testhost",job="node_exporter""#;

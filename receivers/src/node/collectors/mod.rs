@@ -15,6 +15,7 @@ mod diskstats;
 mod entropy;
 mod filefd;
 pub(crate) mod filesystem;
+mod infiniband;
 mod loadavg;
 mod meminfo;
 mod netclass;
@@ -114,6 +115,9 @@ pub(crate) const REGISTRY: &[Registration] = &[
             re(&c.filesystem.mount_points_exclude)?,
             re(&c.filesystem.fs_types_exclude)?,
         )))
+    }),
+    on("infiniband", |p, _| {
+        Ok(Box::new(infiniband::InfinibandCollector::new(p)))
     }),
     on("loadavg", |p, _| Ok(Box::new(loadavg::LoadavgCollector::new(p)))),
     on("meminfo", |p, _| Ok(Box::new(meminfo::MeminfoCollector::new(p)))),
