@@ -439,7 +439,15 @@ fn shm_that_cannot_be_read_reports_a_device_error() {
 fn gpu_node_tree_matches_the_golden_output() {
     let batch = collect(&config_with(
         &tree("gpu-node"),
-        &["amazonefa", "cpufreq", "diskstats", "infiniband", "nvme", "schedstat"],
+        &[
+            "amazonefa",
+            "cpu",
+            "cpufreq",
+            "diskstats",
+            "infiniband",
+            "nvme",
+            "schedstat",
+        ],
     ));
     check_golden("gpu-node", &render(&batch));
     let l = r#"instance="testhost",job="node_exporter""#;
