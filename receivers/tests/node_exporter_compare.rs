@@ -51,6 +51,7 @@ const COLLECTORS: &[&str] = &[
     "softnet",
     "stat",
     "textfile",
+    "thermal_zone",
     "time",
     "udp_queues",
     "uname",

@@ -30,6 +30,7 @@ mod sockstat;
 mod softnet;
 mod stat;
 mod textfile;
+mod thermal_zone;
 mod time;
 mod udp_queues;
 mod uname;
@@ -135,6 +136,9 @@ pub(crate) const REGISTRY: &[Registration] = &[
     on("softnet", |p, _| Ok(Box::new(softnet::SoftnetCollector::new(p)))),
     on("stat", |p, _| Ok(Box::new(stat::StatCollector::new(p)))),
     on("textfile", |_, _| Ok(Box::new(textfile::TextfileCollector::new()))),
+    on("thermal_zone", |p, _| {
+        Ok(Box::new(thermal_zone::ThermalZoneCollector::new(p)))
+    }),
     on("time", |p, _| Ok(Box::new(time::TimeCollector::new(p)))),
     on("udp_queues", |p, _| {
         Ok(Box::new(udp_queues::UdpQueuesCollector::new(p)))
