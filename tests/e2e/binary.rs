@@ -6,6 +6,7 @@ use crate::support::*;
 
 #[test]
 fn run_without_config_serves_node_series_self_metrics_and_health_then_stops_on_sigterm() {
+    let _ports = DEFAULT_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let proc = Running::spawn(nodetel().arg("run"));
     let (body, _) = eventually(Duration::from_secs(10), "node series on 127.0.0.1:9464", || {

@@ -45,14 +45,15 @@ fn once_with_node_and_gpu_receivers_reports_node_series_either_way() {
 
 #[test]
 fn run_without_a_driver_marks_the_gpu_receiver_down_and_keeps_the_node_receiver() {
-    let (pull, own) = (free_port(), free_port());
+    let (pull, own, health) = (free_port(), free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
         &format!(
             "receivers:\n  node:\n    collection_interval: 1s\n  gpu:\n    collection_interval: 1s\n\
              exporters:\n  prometheus:\n    endpoint: 127.0.0.1:{pull}\n\
-             service:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{own}\n\
+             extensions:\n  health_check:\n    endpoint: 127.0.0.1:{health}\n\
+             service:\n  extensions: [health_check]\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{own}\n\
              \x20 pipelines:\n    metrics:\n      receivers: [node, gpu]\n      exporters: [prometheus]\n"
         ),
     );

@@ -7,6 +7,8 @@
 mod binary;
 // The gpu receiver in the binary: disabled without a driver, the rest unaffected.
 mod gpu;
+// Remote write from the binary: default config with AMP_REMOTE_WRITE_URL, SIGKILL with a disk queue.
+mod remote_write;
 // Shared helpers: spawning the binary, HTTP GETs, free ports.
 mod support;
 // The Slurm receiver and slurmattributes processor in the binary, against a real Slurm.

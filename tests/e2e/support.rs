@@ -83,3 +83,216 @@ impl Drop for Running {
         }
     }
 }
+
+/// Held by tests that run the default config, which listens on fixed ports.
+pub(crate) static DEFAULT_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Running {
+    /// SIGKILL, as a crash or the OOM killer would.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+/// One request an [`HttpServer`] received.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+type Handler = dyn Fn(&str, &str) -> (u16, String) + Send + Sync;
+
+/// A small HTTP/1.1 server on 127.0.0.1 (keep-alive, Content-Length bodies) that records every
+/// request and answers with `handler(method, path)`.
+pub(crate) struct HttpServer {
+    pub(crate) addr: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+}
+
+impl HttpServer {
+    pub(crate) fn start(
+        port: u16,
+        handler: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static,
+    ) -> HttpServer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handler: std::sync::Arc<Handler> = std::sync::Arc::new(handler);
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (handler, record) = (handler.clone(), record.clone());
+                std::thread::spawn(move || serve_connection(stream, &*handler, &record));
+            }
+        });
+        HttpServer { addr, seen }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Request> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve_connection(stream: TcpStream, handler: &Handler, record: &std::sync::Mutex<Vec<Request>>) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        let len = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (status, text) = handler(&method, &path);
+        record.lock().unwrap().push(Request {
+            method,
+            path,
+            headers,
+            body,
+        });
+        let reply = format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{text}",
+            text.len()
+        );
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A series decoded from a remote write request: labels and (value, timestamp) samples.
+#[derive(Debug, Clone)]
+pub(crate) struct WrittenSeries {
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) samples: Vec<(f64, i64)>,
+}
+
+impl WrittenSeries {
+    pub(crate) fn label(&self, name: &str) -> Option<&str> {
+        self.labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.label("__name__").unwrap_or("")
+    }
+}
+
+/// Decodes a snappy-compressed remote write 1.0 `WriteRequest`, independently of nodetel's
+/// encoder (a minimal protobuf reader for the fields remote write uses).
+pub(crate) fn decode_write_request(body: &[u8]) -> Vec<WrittenSeries> {
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .expect("snappy block format");
+    let mut out = Vec::new();
+    for (field, value) in fields(&raw) {
+        if let (1, Field::Bytes(ts)) = (field, value) {
+            let mut s = WrittenSeries {
+                labels: Vec::new(),
+                samples: Vec::new(),
+            };
+            for (f, v) in fields(ts) {
+                match (f, v) {
+                    (1, Field::Bytes(label)) => {
+                        let (mut name, mut value) = (String::new(), String::new());
+                        for (lf, lv) in fields(label) {
+                            if let Field::Bytes(b) = lv {
+                                let text = String::from_utf8(b.to_vec()).unwrap();
+                                if lf == 1 { name = text } else { value = text }
+                            }
+                        }
+                        s.labels.push((name, value));
+                    }
+                    (2, Field::Bytes(sample)) => {
+                        let (mut value, mut ts) = (0.0, 0);
+                        for (sf, sv) in fields(sample) {
+                            match (sf, sv) {
+                                (1, Field::Fixed64(bits)) => value = f64::from_bits(bits),
+                                (2, Field::Varint(v)) => ts = v as i64,
+                                _ => {}
+                            }
+                        }
+                        s.samples.push((value, ts));
+                    }
+                    _ => {}
+                }
+            }
+            out.push(s);
+        }
+    }
+    out
+}
+
+enum Field<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+}
+
+fn fields(mut buf: &[u8]) -> Vec<(u64, Field<'_>)> {
+    fn varint(buf: &mut &[u8]) -> u64 {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = buf[0];
+            *buf = &buf[1..];
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+        }
+        v
+    }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let key = varint(&mut buf);
+        let field = match key & 7 {
+            0 => Field::Varint(varint(&mut buf)),
+            1 => {
+                let (b, rest) = buf.split_at(8);
+                buf = rest;
+                Field::Fixed64(u64::from_le_bytes(b.try_into().unwrap()))
+            }
+            2 => {
+                let len = varint(&mut buf) as usize;
+                let (b, rest) = buf.split_at(len);
+                buf = rest;
+                Field::Bytes(b)
+            }
+            w => panic!("unexpected wire type {w}"),
+        };
+        out.push((key >> 3, field));
+    }
+    out
+}
