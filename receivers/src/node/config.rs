@@ -120,6 +120,16 @@ pub struct CollectorsConfig {
     pub netstat: NetstatOptions,
     /// `vmstat` filters.
     pub vmstat: VmstatOptions,
+    /// `textfile` directory.
+    pub textfile: TextfileOptions,
+}
+
+/// Like `--collector.textfile.directory`.
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextfileOptions {
+    /// The directory of `*.prom` files; none by default.
+    pub directory: Option<PathBuf>,
 }
 
 /// Like `--collector.diskstats.device-exclude`.

@@ -17,5 +17,8 @@ mod series;
 #[cfg(test)]
 mod tests;
 
-pub use config::{CollectorsConfig, NodeConfig, PathConfig, Paths};
+pub use config::{
+    CollectorsConfig, DiskstatsOptions, FilesystemOptions, NetstatOptions, NodeConfig, PathConfig, Paths,
+    TextfileOptions, VmstatOptions,
+};
 pub use scraper::{NodeCollector, NodeError, NodeScraper};

@@ -559,3 +559,52 @@ fn configured_filters_replace_node_exporter_defaults() {
     let devices: std::collections::BTreeSet<_> = batch.series.iter().filter_map(|s| s.labels.get("device")).collect();
     assert!(devices.contains("loop0") && !devices.contains("vda"), "{devices:?}");
 }
+
+#[test]
+fn textfiles_are_passed_through_and_bad_ones_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("backup.prom"),
+        "# HELP backup_last_success_seconds Last good backup.\n# TYPE backup_last_success_seconds gauge\n\
+         backup_last_success_seconds{target=\"home\"} 1.7e9\nraid_ok 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.prom"),
+        "good_before_error 1\nthis is { not valid\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("stamped.prom"), "with_timestamp 1 1700000000000\n").unwrap();
+    std::fs::write(dir.path().join("ignored.txt"), "not_a_prom_file 1\n").unwrap();
+    let mut config = config_with(&tree("basic"), &["textfile"]);
+    config.collectors.textfile.directory = Some(dir.path().to_owned());
+    let batch = collect(&config);
+    let l = r#"instance="testhost",job="node_exporter""#;
+    let v = |id: String| value(&batch, &id);
+    assert_eq!(
+        v(format!(r#"backup_last_success_seconds{{{l},target="home"}}"#)),
+        Some(1.7e9)
+    );
+    assert_eq!(v(format!("raid_ok{{{l}}}")), Some(1.0));
+    assert_eq!(
+        v(format!("node_textfile_scrape_error{{{l}}}")),
+        Some(1.0),
+        "broken.prom is an error"
+    );
+    for absent in ["good_before_error", "with_timestamp", "not_a_prom_file"] {
+        assert!(v(format!("{absent}{{{l}}}")).is_none(), "{absent} is not reported");
+    }
+    let file = dir.path().join("backup.prom").display().to_string();
+    assert!(v(format!(r#"node_textfile_mtime_seconds{{file="{file}",{l}}}"#)).unwrap() > 1e9);
+    let md = batch
+        .metadata
+        .iter()
+        .find(|m| &*m.family == "backup_last_success_seconds")
+        .unwrap();
+    assert_eq!((&*md.help, md.kind), ("Last good backup.", MetricType::Gauge));
+
+    std::fs::remove_file(dir.path().join("broken.prom")).unwrap();
+    std::fs::remove_file(dir.path().join("stamped.prom")).unwrap();
+    let batch = collect(&config);
+    assert_eq!(value(&batch, &format!("node_textfile_scrape_error{{{l}}}")), Some(0.0));
+}

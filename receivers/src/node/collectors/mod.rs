@@ -135,7 +135,9 @@ pub(crate) const REGISTRY: &[Registration] = &[
     on("sockstat", |p, _| Ok(Box::new(sockstat::SockstatCollector::new(p)))),
     on("softnet", |p, _| Ok(Box::new(softnet::SoftnetCollector::new(p)))),
     on("stat", |p, _| Ok(Box::new(stat::StatCollector::new(p)))),
-    on("textfile", |_, _| Ok(Box::new(textfile::TextfileCollector::new()))),
+    on("textfile", |_, c| {
+        Ok(Box::new(textfile::TextfileCollector::new(c.textfile.directory.clone())))
+    }),
     on("thermal_zone", |p, _| {
         Ok(Box::new(thermal_zone::ThermalZoneCollector::new(p)))
     }),
