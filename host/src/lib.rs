@@ -6,5 +6,5 @@ pub mod gpu;
 pub mod identity;
 pub mod process;
 pub mod procfs;
-pub mod sysfs;
 pub mod slurm;
+pub mod sysfs;

@@ -38,7 +38,10 @@ pub fn read_process_stats(proc_root: &Path, dir: &Path) -> ProcessStats {
             s.virtual_bytes = num(20) as u64;
             let btime = std::fs::read_to_string(proc_root.join("stat"))
                 .ok()
-                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok()))
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())
+                })
                 .unwrap_or(0.0);
             s.start_time_seconds = btime + num(19) / USER_HZ;
         }
@@ -46,7 +49,14 @@ pub fn read_process_stats(proc_root: &Path, dir: &Path) -> ProcessStats {
     if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
         s.resident_bytes = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+            .find_map(|l| {
+                l.strip_prefix("VmRSS:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .map_or(0, |kb| kb * 1024);
     }
     s.open_fds = std::fs::read_dir(dir.join("fd")).map_or(0, |d| d.count() as u64);
@@ -88,6 +98,9 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let s = self_stats();
-        assert!(s.resident_bytes > 0 && s.threads >= 1 && s.start_time_seconds > 1e9, "{s:?}");
+        assert!(
+            s.resident_bytes > 0 && s.threads >= 1 && s.start_time_seconds > 1e9,
+            "{s:?}"
+        );
     }
 }

@@ -4,6 +4,6 @@
 
 pub mod gpu;
 pub mod node;
-pub mod prometheus;
 pub mod otlp;
+pub mod prometheus;
 pub mod slurm;
