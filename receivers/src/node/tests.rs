@@ -608,3 +608,63 @@ fn textfiles_are_passed_through_and_bad_ones_skipped() {
     let batch = collect(&config);
     assert_eq!(value(&batch, &format!("node_textfile_scrape_error{{{l}}}")), Some(0.0));
 }
+
+#[test]
+fn a_hung_network_filesystem_times_out_without_holding_up_the_round() {
+    /// The first statvfs of /fsx hangs for 600 ms; later ones answer at once.
+    fn hangs_on_nfs(path: &Path) -> std::io::Result<collectors::filesystem::FsStats> {
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        if path.ends_with("fsx") && CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(600));
+        }
+        fake_statvfs(path)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("proc/1")).unwrap();
+    std::fs::write(
+        dir.path().join("proc/1/mountinfo"),
+        concat!(
+            "1 0 254:0 / / rw - ext4 /dev/vda rw\n",
+            "2 1 0:50 / /fsx rw - lustre 10.0.0.1@tcp:/fsx rw\n",
+            "3 1 0:51 / /home rw - nfs4 server:/home rw\n",
+        ),
+    )
+    .unwrap();
+    let config = config_with(dir.path(), &["filesystem"]);
+    let mut collector = NodeCollector::new(&config, "testhost").unwrap();
+    collector.replace(
+        "filesystem",
+        Box::new(collectors::filesystem::FilesystemCollector::with_stat_and_timeout(
+            &config.path.resolve(),
+            regex::Regex::new(collectors::FILESYSTEM_MOUNT_POINTS_EXCLUDE).unwrap(),
+            regex::Regex::new(collectors::FILESYSTEM_FS_TYPES_EXCLUDE).unwrap(),
+            hangs_on_nfs,
+            std::time::Duration::from_millis(100),
+        )),
+    );
+    let l = r#"instance="testhost",job="node_exporter""#;
+    let error_of = |batch: &Batch, mp: &str, dev: &str, fs: &str| {
+        value(
+            batch,
+            &format!(r#"node_filesystem_device_error{{device="{dev}",fstype="{fs}",{l},mountpoint="{mp}"}}"#),
+        )
+    };
+    let started = std::time::Instant::now();
+    let mut first = Batch::new();
+    collector.collect(1, &mut first);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "the round waited for the hung mount"
+    );
+    assert_eq!(error_of(&first, "/fsx", "10.0.0.1@tcp:/fsx", "lustre"), Some(1.0));
+    assert_eq!(error_of(&first, "/home", "server:/home", "nfs4"), Some(0.0));
+    assert_eq!(error_of(&first, "/", "/dev/vda", "ext4"), Some(0.0));
+    // While the call hangs, the mount is not tried again; once it returns, it is measured.
+    let mut second = Batch::new();
+    collector.collect(2, &mut second);
+    assert_eq!(error_of(&second, "/fsx", "10.0.0.1@tcp:/fsx", "lustre"), Some(1.0));
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let mut third = Batch::new();
+    collector.collect(3, &mut third);
+    assert_eq!(error_of(&third, "/fsx", "10.0.0.1@tcp:/fsx", "lustre"), Some(0.0));
+}

@@ -2,12 +2,17 @@
 //! mount table of `/proc/1/mountinfo` (falling back to `/proc/self/mountinfo`).
 //!
 //! Mount points and filesystem types are filtered by node_exporter's default exclude regexes.
-//! Mount points under a non-`/` rootfs are reported relative to it, as node_exporter does. A
-//! statvfs that hangs (a dead network filesystem) holds up the round; the scraper then skips
-//! rounds until it returns instead of piling up threads.
+//! Mount points under a non-`/` rootfs are reported relative to it, as node_exporter does.
+//!
+//! statvfs on a dead network filesystem (NFS, Lustre) can hang for minutes. As node_exporter
+//! does with its 5 s mount timeout, anything but a local disk filesystem is measured on a
+//! helper thread: after the timeout the mount reports `device_error 1`, and it keeps doing so
+//! without another attempt until the hung call returns.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nodetel_core::MetricType;
 use nodetel_host::procfs::{mountinfo, read_into};
@@ -29,6 +34,43 @@ pub(crate) struct FsStats {
 /// How a mount point is measured; a seam so tests do not depend on this machine's mounts.
 pub(crate) type StatFn = fn(&Path) -> std::io::Result<FsStats>;
 
+/// node_exporter's default `--collector.filesystem.mount-timeout`.
+pub(crate) const MOUNT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Filesystems on local block devices or memory, whose statvfs does not hang.
+const LOCAL_TYPES: [&str; 9] = ["ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "tmpfs", "ramfs", "zfs"];
+
+/// Paths whose statvfs is running on a helper thread; a path stays here while its call hangs.
+type InFlight = Arc<Mutex<HashSet<PathBuf>>>;
+
+/// statvfs with a timeout, on a helper thread. A path whose previous call has not returned is
+/// not tried again.
+fn stat_with_timeout(stat: StatFn, path: &Path, timeout: Duration, in_flight: &InFlight) -> std::io::Result<FsStats> {
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "statvfs did not return in time");
+    {
+        let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if set.contains(path) {
+            return Err(timed_out());
+        }
+        set.insert(path.to_owned());
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let owned = path.to_owned();
+    let set = in_flight.clone();
+    let spawned = std::thread::Builder::new().name("statvfs".into()).spawn(move || {
+        let result = stat(&owned);
+        // Leave the set before answering, so a caller that got the answer never sees the
+        // path as still in flight.
+        set.lock().unwrap_or_else(|e| e.into_inner()).remove(&owned);
+        let _ = tx.send(result);
+    });
+    if spawned.is_err() {
+        in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        return stat(path);
+    }
+    rx.recv_timeout(timeout).unwrap_or_else(|_| Err(timed_out()))
+}
+
 fn statvfs(path: &Path) -> std::io::Result<FsStats> {
     let s = rustix::fs::statvfs(path)?;
     // node_exporter multiplies by f_bsize (Go's Statfs_t.Bsize), so this does too.
@@ -48,6 +90,8 @@ pub(crate) struct FilesystemCollector {
     mount_points_exclude: regex::Regex,
     fs_types_exclude: regex::Regex,
     stat: StatFn,
+    mount_timeout: Duration,
+    in_flight: InFlight,
     size: Family,
     free: Family,
     avail: Family,
@@ -74,6 +118,16 @@ impl FilesystemCollector {
         fs_types_exclude: regex::Regex,
         stat: StatFn,
     ) -> FilesystemCollector {
+        FilesystemCollector::with_stat_and_timeout(paths, mount_points_exclude, fs_types_exclude, stat, MOUNT_TIMEOUT)
+    }
+
+    pub(crate) fn with_stat_and_timeout(
+        paths: &Paths,
+        mount_points_exclude: regex::Regex,
+        fs_types_exclude: regex::Regex,
+        stat: StatFn,
+        mount_timeout: Duration,
+    ) -> FilesystemCollector {
         use MetricType::Gauge;
         FilesystemCollector {
             mountinfo: [paths.procfs.join("1/mountinfo"), paths.procfs.join("self/mountinfo")],
@@ -81,6 +135,8 @@ impl FilesystemCollector {
             mount_points_exclude,
             fs_types_exclude,
             stat,
+            mount_timeout,
+            in_flight: InFlight::default(),
             size: Family::new("node_filesystem_size_bytes", Gauge, "Filesystem size in bytes."),
             free: Family::new("node_filesystem_free_bytes", Gauge, "Filesystem free space in bytes."),
             avail: Family::new(
@@ -133,7 +189,12 @@ impl FilesystemCollector {
         ];
         let path = self.rootfs.join(mount_point.trim_start_matches('/'));
         let readonly = if m.read_only() { 1.0 } else { 0.0 };
-        match (self.stat)(&path) {
+        let measured = if LOCAL_TYPES.contains(&m.fs_type) {
+            (self.stat)(&path)
+        } else {
+            stat_with_timeout(self.stat, &path, self.mount_timeout, &self.in_flight)
+        };
+        match measured {
             Ok(s) => {
                 self.size.emit(cx, &labels, s.size)?;
                 self.free.emit(cx, &labels, s.free)?;
