@@ -33,6 +33,7 @@ const COLLECTORS: &[&str] = &[
     "cpu",
     "cpufreq",
     "diskstats",
+    "edac",
     "entropy",
     "filefd",
     "filesystem",

@@ -12,6 +12,7 @@ mod conntrack;
 mod cpu;
 mod cpufreq;
 mod diskstats;
+mod edac;
 mod entropy;
 mod filefd;
 pub(crate) mod filesystem;
@@ -108,6 +109,7 @@ pub(crate) const REGISTRY: &[Registration] = &[
             re(&c.diskstats.device_exclude)?,
         )))
     }),
+    on("edac", |p, _| Ok(Box::new(edac::EdacCollector::new(p)))),
     on("entropy", |p, _| Ok(Box::new(entropy::EntropyCollector::new(p)))),
     on("filefd", |p, _| Ok(Box::new(filefd::FilefdCollector::new(p)))),
     on("filesystem", |p, c| {
