@@ -50,6 +50,23 @@ pub trait Validate {
     }
 }
 
+/// Checks what every collecting receiver shares: each duration above zero and a non-empty `job`
+/// label (`usual_job` names the value dashboards expect, for the message).
+pub fn validate_collection(durations: &[(&str, Duration)], job: &str, usual_job: &str) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = durations
+        .iter()
+        .filter(|(_, d)| d.is_zero())
+        .map(|(key, _)| FieldError::new(*key, "must be greater than zero; use a duration like 15s"))
+        .collect();
+    if job.trim().is_empty() {
+        errors.push(FieldError::new(
+            "job",
+            format!("must not be empty; dashboards select on it ({usual_job} is the usual value)"),
+        ));
+    }
+    errors
+}
+
 /// What a component gets when it is built.
 #[derive(Debug, Clone)]
 pub struct BuildContext {

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod blocking;
 pub mod component;
 pub mod config;
 pub mod exposition;

@@ -18,12 +18,6 @@ pub enum GpuReceiverError {
     /// A label value (job, instance, hostname, a GPU's identity) cannot be used.
     #[error("cannot build the labels of the gpu receiver: {0}")]
     Labels(#[from] LabelError),
-    /// The previous round has not finished (an NVML call hangs); this round is skipped.
-    #[error("the previous GPU collection is still running; skipping this round")]
-    Busy,
-    /// The blocking collection task panicked or was cancelled.
-    #[error("the GPU collection task failed: {0}")]
-    Task(String),
 }
 
 struct Selected {

@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nodetel_core::component::{BoxError, ComponentKind, Receiver, ScrapeReceiver};
-use nodetel_core::config::{BuildContext, FieldError, ReceiverConfig, Validate, duration};
+use nodetel_core::config::{BuildContext, FieldError, ReceiverConfig, Validate, duration, validate_collection};
 use nodetel_host::gpu::{GpuSource, NvmlSource};
 use serde::Deserialize;
 
 use super::collector::GpuCollector;
 use super::fields::{self, CounterSet, FieldSpec};
-use super::scraper::{DisabledReceiver, GpuScraper};
+use super::scraper::DisabledReceiver;
+use nodetel_core::blocking::BlockingScraper;
 
 /// Config of the `gpu` receiver (dcgm-exporter-compatible GPU metrics read through NVML).
 ///
@@ -113,7 +114,7 @@ impl GpuConfig {
         let collector = GpuCollector::new(source, self, &instance, &hostname)?;
         tracing::info!(gpus = collector.gpus().count(), "Collecting GPU metrics through NVML.");
         Ok(Box::new(ScrapeReceiver::new(
-            GpuScraper::new(collector),
+            BlockingScraper::new(collector),
             self.collection_interval,
             self.timeout,
         )))
@@ -130,25 +131,14 @@ fn disabled(cx: &BuildContext) -> Box<dyn Receiver> {
 
 impl Validate for GpuConfig {
     fn validate(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        if self.collection_interval.is_zero() {
-            errors.push(FieldError::new(
-                "collection_interval",
-                "must be greater than zero; use a duration like 15s",
-            ));
-        }
-        if self.timeout.is_zero() {
-            errors.push(FieldError::new(
-                "timeout",
-                "must be greater than zero; use a duration like 10s",
-            ));
-        }
-        if self.job.trim().is_empty() {
-            errors.push(FieldError::new(
-                "job",
-                "must not be empty; dashboards select on it (dcgm_exporter is the usual value)",
-            ));
-        }
+        let mut errors = validate_collection(
+            &[
+                ("collection_interval", self.collection_interval),
+                ("timeout", self.timeout),
+            ],
+            &self.job,
+            "dcgm_exporter",
+        );
         for (key, value) in [("instance", &self.instance), ("hostname", &self.hostname)] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 errors.push(FieldError::new(

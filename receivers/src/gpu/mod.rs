@@ -18,4 +18,4 @@ mod tests;
 pub use collector::{GpuCollector, GpuReceiverError};
 pub use config::GpuConfig;
 pub use fields::CounterSet;
-pub use scraper::{DisabledReceiver, GpuScraper};
+pub use scraper::DisabledReceiver;

@@ -548,7 +548,7 @@ async fn a_node_without_gpus_gets_a_disabled_receiver() {
 #[tokio::test]
 async fn the_scraper_collects_off_the_runtime() {
     let fake = fake_with(1);
-    let mut scraper = GpuScraper::new(collector(&fake, &GpuConfig::default()));
+    let mut scraper = nodetel_core::blocking::BlockingScraper::new(collector(&fake, &GpuConfig::default()));
     let mut out = Batch::new();
     scraper.scrape(T0, &mut out).await.unwrap();
     assert!(value(&out, "DCGM_FI_DEV_SM_CLOCK", "0").is_some());

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nodetel_core::component::{BoxError, Receiver, ScrapeReceiver};
-use nodetel_core::config::{BuildContext, FieldError, ReceiverConfig, Validate, duration};
+use nodetel_core::config::{BuildContext, FieldError, ReceiverConfig, Validate, duration, validate_collection};
 use serde::Deserialize;
 
 use super::collectors;
-use super::scraper::{NodeCollector, NodeScraper};
+use super::scraper::NodeCollector;
+use nodetel_core::blocking::BlockingScraper;
 
 /// Config of the `node` receiver (node_exporter-compatible host metrics).
 ///
@@ -216,25 +217,14 @@ impl CollectorsConfig {
 
 impl Validate for NodeConfig {
     fn validate(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        if self.collection_interval.is_zero() {
-            errors.push(FieldError::new(
-                "collection_interval",
-                "must be greater than zero; use a duration like 15s",
-            ));
-        }
-        if self.timeout.is_zero() {
-            errors.push(FieldError::new(
-                "timeout",
-                "must be greater than zero; use a duration like 10s",
-            ));
-        }
-        if self.job.trim().is_empty() {
-            errors.push(FieldError::new(
-                "job",
-                "must not be empty; dashboards select on it (node_exporter is the usual value)",
-            ));
-        }
+        let mut errors = validate_collection(
+            &[
+                ("collection_interval", self.collection_interval),
+                ("timeout", self.timeout),
+            ],
+            &self.job,
+            "node_exporter",
+        );
         if self.instance.as_deref().is_some_and(|i| i.trim().is_empty()) {
             errors.push(FieldError::new(
                 "instance",
@@ -318,7 +308,7 @@ impl ReceiverConfig for NodeConfig {
         let instance = self.instance.clone().unwrap_or_else(|| cx.hostname.clone());
         let collector = NodeCollector::new(self, &instance)?;
         Ok(Box::new(ScrapeReceiver::new(
-            NodeScraper::new(collector),
+            BlockingScraper::new(collector),
             self.collection_interval,
             self.timeout,
         )))

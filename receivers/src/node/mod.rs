@@ -21,4 +21,4 @@ pub use config::{
     CollectorsConfig, DiskstatsOptions, FilesystemOptions, NetstatOptions, NodeConfig, PathConfig, Paths,
     TextfileOptions, VmstatOptions,
 };
-pub use scraper::{NodeCollector, NodeError, NodeScraper};
+pub use scraper::{NodeCollector, NodeError};

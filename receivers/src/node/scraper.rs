@@ -1,11 +1,10 @@
 //! Running the enabled collectors: one round, with node_exporter's per-collector success and
 //! duration series, off the async runtime.
 
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
-use nodetel_core::component::{BoxError, Scraper};
+use nodetel_core::blocking::BlockingCollector;
 use nodetel_core::{Batch, Labels, MetricMetadata, MetricType};
 
 use super::collectors::{self, CollectError, Collector};
@@ -26,12 +25,6 @@ pub enum NodeError {
         /// What the regex engine said.
         source: regex::Error,
     },
-    /// The previous round has not finished (a file read is hanging); this round is skipped.
-    #[error("the previous collection is still running; skipping this round")]
-    Busy,
-    /// The blocking collection task panicked or was cancelled.
-    #[error("the collection task failed: {0}")]
-    Task(String),
 }
 
 struct Entry {
@@ -165,41 +158,8 @@ impl NodeCollector {
     }
 }
 
-/// The [`Scraper`] of the `node` receiver: runs [`NodeCollector::collect`] on a blocking thread
-/// so a slow filesystem never stalls the async runtime.
-#[derive(Debug, Clone)]
-pub struct NodeScraper {
-    inner: Arc<Mutex<NodeCollector>>,
-}
-
-impl NodeScraper {
-    /// Wraps a collector.
-    pub fn new(collector: NodeCollector) -> NodeScraper {
-        NodeScraper {
-            inner: Arc::new(Mutex::new(collector)),
-        }
-    }
-}
-
-#[async_trait]
-impl Scraper for NodeScraper {
-    async fn scrape(&mut self, timestamp_ms: i64, out: &mut Batch) -> Result<(), BoxError> {
-        let inner = self.inner.clone();
-        // If a round times out, its thread keeps the lock until the read returns; later rounds
-        // are skipped instead of piling up threads.
-        let mut batch = tokio::task::spawn_blocking(move || {
-            let mut collector = match inner.try_lock() {
-                Ok(guard) => guard,
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => return Err(NodeError::Busy),
-            };
-            let mut batch = Batch::new();
-            collector.collect(timestamp_ms, &mut batch);
-            Ok(batch)
-        })
-        .await
-        .map_err(|e| NodeError::Task(e.to_string()))??;
-        out.append(&mut batch);
-        Ok(())
+impl BlockingCollector for NodeCollector {
+    fn collect(&mut self, timestamp_ms: i64, out: &mut Batch) {
+        NodeCollector::collect(self, timestamp_ms, out);
     }
 }

@@ -258,7 +258,7 @@ fn cpu_counters_never_go_backwards_but_reset_on_hotplug() {
 #[tokio::test]
 async fn the_scraper_collects_off_the_runtime_and_build_accepts_defaults() {
     let config = config_for(&tree("basic"));
-    let mut scraper = NodeScraper::new(NodeCollector::new(&config, "testhost").unwrap());
+    let mut scraper = nodetel_core::blocking::BlockingScraper::new(NodeCollector::new(&config, "testhost").unwrap());
     let mut out = Batch::new();
     scraper.scrape(TIMESTAMP_MS, &mut out).await.unwrap();
     assert_eq!(out.len(), collect(&config).len());

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nodetel_core::component::{BoxError, Receiver, ScrapeReceiver};
-use nodetel_core::config::{BuildContext, FieldError, ReceiverConfig, Validate, duration};
+use nodetel_core::config::{BuildContext, FieldError, ReceiverConfig, Validate, duration, validate_collection};
 use nodetel_host::slurm::SlurmCli;
 use serde::Deserialize;
 
@@ -132,24 +132,15 @@ impl SlurmConfig {
 impl Validate for SlurmConfig {
     fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        for (key, value) in [
-            ("collection_interval", self.collection_interval),
-            ("timeout", self.timeout),
-            ("command_timeout", self.command_timeout),
-        ] {
-            if value.is_zero() {
-                errors.push(FieldError::new(
-                    key,
-                    "must be greater than zero; use a duration like 5s",
-                ));
-            }
-        }
-        if self.job.trim().is_empty() {
-            errors.push(FieldError::new(
-                "job",
-                "must not be empty; dashboards select on it (slurm_exporter is the usual value)",
-            ));
-        }
+        errors.extend(validate_collection(
+            &[
+                ("collection_interval", self.collection_interval),
+                ("timeout", self.timeout),
+                ("command_timeout", self.command_timeout),
+            ],
+            &self.job,
+            "slurm_exporter",
+        ));
         for (key, value) in [("instance", &self.instance), ("node_name", &self.node_name)] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 errors.push(FieldError::new(
