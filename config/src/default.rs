@@ -15,6 +15,27 @@ pub const DEFAULT_YAML: &str = include_str!("../default.yaml");
 pub const REMOTE_WRITE_URL_VAR: &str = "AMP_REMOTE_WRITE_URL";
 
 const REMOTE_WRITE: &str = "prometheusremotewrite";
+const GPU: &str = "gpu";
+
+/// The NVIDIA driver's control device: present on every node with a loaded NVIDIA driver.
+pub const NVIDIA_CONTROL_DEVICE: &str = "/dev/nvidiactl";
+
+/// Adds the native sources this node has beyond `node`: the `gpu` receiver where the NVIDIA
+/// driver is loaded. `exists` answers whether a path exists (injected so tests need no GPU).
+pub(crate) fn apply_node_sources(doc: &mut Value, exists: &dyn Fn(&str) -> bool, components: &Components) {
+    if !exists(NVIDIA_CONTROL_DEVICE) || !components.has(ComponentKind::Receiver, GPU) {
+        return;
+    }
+    let Value::Mapping(root) = doc else {
+        return;
+    };
+    child(root, "receivers").insert(GPU.into(), Value::Null);
+    for (_, pipeline) in child(child(root, "service"), "pipelines").iter_mut() {
+        if let Value::Mapping(p) = pipeline {
+            list(p, "receivers").push(GPU.into());
+        }
+    }
+}
 const SIGV4: &str = "sigv4auth";
 
 /// Adds remote write to the default document when the environment asks for it; returns the
@@ -112,7 +133,11 @@ fn list<'a>(map: &'a mut Mapping, key: &str) -> &'a mut Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Components, default_config_with};
+    use crate::{Components, default_config_for};
+
+    fn default_config_with(env: Env<'_>, components: &Components) -> Result<crate::Loaded, crate::ConfigErrors> {
+        default_config_for(env, components, &|_| false)
+    }
 
     const AMP: &str = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write";
 
@@ -133,6 +158,16 @@ mod tests {
         assert_eq!(p.receivers.iter().map(|r| r.as_str()).collect::<Vec<_>>(), vec!["node"]);
         assert_eq!(exporters(&loaded), vec!["prometheus"]);
         assert!(loaded.config.enabled_extensions().is_empty());
+    }
+
+    #[test]
+    fn a_node_with_the_nvidia_driver_also_gets_the_gpu_receiver() {
+        let loaded = default_config_for(&|_| None, &Components::builtin(), &|p| p == NVIDIA_CONTROL_DEVICE).unwrap();
+        let p = &loaded.config.pipelines()[0];
+        assert_eq!(
+            p.receivers.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            vec!["node", "gpu"]
+        );
     }
 
     #[test]

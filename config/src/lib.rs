@@ -34,7 +34,7 @@ use std::path::Path;
 use serde_yaml_ng::Value;
 
 pub use build::{DEFAULT_TELEMETRY_ADDRESS, Service, ServiceSettings};
-pub use default::{DEFAULT_YAML, REMOTE_WRITE_URL_VAR};
+pub use default::{DEFAULT_YAML, NVIDIA_CONTROL_DEVICE, REMOTE_WRITE_URL_VAR};
 pub use error::{ConfigError, ConfigErrors};
 pub use expand::Env;
 pub use loaded::{Config, Loaded, Pipeline};
@@ -75,9 +75,20 @@ pub fn default_config(env: Env<'_>) -> Result<Loaded, ConfigErrors> {
     default_config_with(env, &Components::builtin())
 }
 
-/// The embedded default config with the given component types.
+/// The embedded default config with the given component types, for this node.
 pub fn default_config_with(env: Env<'_>, components: &Components) -> Result<Loaded, ConfigErrors> {
+    default_config_for(env, components, &|path| Path::new(path).exists())
+}
+
+/// The embedded default config for a node where `exists` says which paths exist (the `gpu`
+/// receiver is added where the NVIDIA driver's device is).
+pub fn default_config_for(
+    env: Env<'_>,
+    components: &Components,
+    exists: &dyn Fn(&str) -> bool,
+) -> Result<Loaded, ConfigErrors> {
     let mut value = parse_yaml(DEFAULT_YAML, "the embedded default config")?;
+    default::apply_node_sources(&mut value, exists, components);
     let warnings = default::apply_environment(&mut value, env, components);
     // No line numbers: the document may have been extended beyond the embedded text.
     load_value(value, None, env, components, warnings)
