@@ -25,7 +25,6 @@
 pub mod cache;
 pub mod config;
 pub mod file_sd;
-mod md5;
 pub mod parser;
 pub mod process;
 pub mod receiver;

@@ -359,7 +359,8 @@ fn apply_rule(rule: &Rule, labels: &mut LabelMap, val: &mut String) -> bool {
         Action::Lowercase => set(labels, &c.target_label, val.to_lowercase()),
         Action::Uppercase => set(labels, &c.target_label, val.to_uppercase()),
         Action::HashMod => {
-            let d = super::md5::md5(val.as_bytes());
+            // Prometheus hashes with MD5 and takes the low 8 bytes, so targets land on the same shard.
+            let d = <md5::Md5 as md5::Digest>::digest(val.as_bytes());
             let mut tail = [0u8; 8];
             tail.copy_from_slice(&d[8..]);
             let m = u64::from_be_bytes(tail) % c.modulus.max(1);
