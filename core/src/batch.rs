@@ -33,6 +33,10 @@ pub struct Batch {
     pub series: Vec<Series>,
     /// Metadata of the families in `series`, shared with the receiver that made it.
     pub metadata: Vec<Arc<MetricMetadata>>,
+    /// The process on this node that pushed these series, when the receiver could tell (a
+    /// loopback OTLP connection). Processors use it to attribute the series to that process's
+    /// Slurm job and rank; it never becomes a label by itself.
+    pub sender_pid: Option<u32>,
 }
 
 impl Batch {
@@ -46,6 +50,7 @@ impl Batch {
         Batch {
             series: Vec::with_capacity(n),
             metadata: Vec::new(),
+            sender_pid: None,
         }
     }
 
@@ -69,8 +74,14 @@ impl Batch {
         self.series.iter().map(|s| s.samples.len()).sum()
     }
 
-    /// Appends another batch's series and metadata.
+    /// Appends another batch's series and metadata. The result keeps a sender only when both
+    /// had the same one.
     pub fn append(&mut self, other: &mut Batch) {
+        if self.series.is_empty() && self.metadata.is_empty() {
+            self.sender_pid = other.sender_pid;
+        } else if self.sender_pid != other.sender_pid {
+            self.sender_pid = None;
+        }
         self.series.append(&mut other.series);
         self.metadata.append(&mut other.metadata);
     }

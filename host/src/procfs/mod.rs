@@ -16,6 +16,7 @@ pub mod pressure;
 pub mod schedstat;
 pub mod sockstat;
 pub mod stat;
+pub mod tcp;
 pub mod values;
 
 pub use error::{ReadError, read_into};

@@ -40,6 +40,9 @@ pub struct OtlpConfig {
     pub disable_scope_info: bool,
     /// Do not emit the `target_info` series per resource. Default false.
     pub disable_target_info: bool,
+    /// Find the process behind each loopback connection (once per connection, through `/proc`)
+    /// so processors can give its series the sender's Slurm job and rank. Default true.
+    pub identify_local_senders: bool,
 }
 
 impl Default for OtlpConfig {
@@ -53,6 +56,7 @@ impl Default for OtlpConfig {
             resource_to_telemetry_conversion: ResourceToTelemetry::default(),
             disable_scope_info: false,
             disable_target_info: false,
+            identify_local_senders: true,
         }
     }
 }

@@ -18,6 +18,7 @@ use tonic::codegen::Service;
 use tonic::{Request, Response, Status};
 
 use super::ingest::Ingest;
+use super::sender::{Connection, TrackedStream};
 
 const METRICS_PREFIX: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/";
 
@@ -31,7 +32,11 @@ impl MetricsService for Handler {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        match self.ingest.export(request.get_ref()).await {
+        let sender = match request.extensions().get::<Arc<Connection>>() {
+            Some(c) => c.sender_pid().await,
+            None => None,
+        };
+        match self.ingest.export(request.get_ref(), sender).await {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
@@ -88,9 +93,10 @@ where
     }
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` fires.
+/// Serves OTLP/gRPC on `listener` (bound to `local`) until `shutdown` fires.
 pub(crate) async fn serve(
     listener: TcpListener,
+    local: std::net::SocketAddr,
     ingest: Arc<Ingest>,
     max_message_bytes: usize,
     shutdown: CancellationToken,
@@ -99,12 +105,18 @@ pub(crate) async fn serve(
         .max_decoding_message_size(max_message_bytes)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
+    let identify = ingest.identify_senders();
     let service = MetricsOnly { metrics, ingest };
+    // Each connection carries its own sender lookup, so it runs once per connection.
+    let incoming = futures_util::stream::unfold(listener, move |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, peer)| {
+            // Small unary exports: do not wait to coalesce the response.
+            let _ = stream.set_nodelay(true);
+            TrackedStream::new(stream, Connection::new(peer, local, identify))
+        });
+        Some((accepted, listener))
+    });
     tonic::transport::Server::builder()
-        .serve_with_incoming_shutdown(
-            service,
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown.cancelled_owned(),
-        )
+        .serve_with_incoming_shutdown(service, incoming, shutdown.cancelled_owned())
         .await
 }

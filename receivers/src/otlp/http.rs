@@ -19,6 +19,7 @@ use prost::Message;
 use tokio::net::TcpListener;
 
 use super::ingest::Ingest;
+use super::sender::Connection;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -195,14 +196,19 @@ pub(crate) fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Refusal> {
     Ok(out.into())
 }
 
-async fn handle(req: hyper::Request<Incoming>, ingest: &Ingest, max: usize) -> hyper::Response<Full<Bytes>> {
+async fn handle(
+    req: hyper::Request<Incoming>,
+    ingest: &Ingest,
+    connection: &Connection,
+    max: usize,
+) -> hyper::Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     // Errors are answered in the request's encoding whenever it names one we know.
     let encoding = request_encoding(&req).ok();
     let result = match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/metrics") => match request_encoding(&req) {
             Ok(e) => match decode(req, e, max).await {
-                Ok(request) => match ingest.export(&request).await {
+                Ok(request) => match ingest.export(&request, connection.sender_pid().await).await {
                     Ok(r) => Ok((e, r)),
                     Err(err) => Err(Refusal::new(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -248,10 +254,17 @@ async fn handle(req: hyper::Request<Incoming>, ingest: &Ingest, max: usize) -> h
     }
 }
 
-/// Serves OTLP/HTTP on `listener` until `shutdown` fires; open connections finish their request.
-pub(crate) async fn serve(listener: TcpListener, ingest: Arc<Ingest>, max_body: usize, shutdown: CancellationToken) {
+/// Serves OTLP/HTTP on `listener` (bound to `local`) until `shutdown` fires; open connections
+/// finish their request.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    local: std::net::SocketAddr,
+    ingest: Arc<Ingest>,
+    max_body: usize,
+    shutdown: CancellationToken,
+) {
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -263,9 +276,10 @@ pub(crate) async fn serve(listener: TcpListener, ingest: Arc<Ingest>, max_body: 
             },
         };
         let ingest = ingest.clone();
+        let connection = Connection::new(peer, local, ingest.identify_senders());
         let service = service_fn(move |req| {
-            let ingest = ingest.clone();
-            async move { Ok::<_, Infallible>(handle(req, &ingest, max_body).await) }
+            let (ingest, connection) = (ingest.clone(), connection.clone());
+            async move { Ok::<_, Infallible>(handle(req, &ingest, &connection, max_body).await) }
         });
         let conn_shutdown = shutdown.clone();
         tokio::spawn(async move {

@@ -21,11 +21,21 @@ pub(crate) struct ShuttingDown;
 pub(crate) struct Ingest {
     translator: Arc<Mutex<Translator>>,
     output: Output,
+    identify_senders: bool,
 }
 
 impl Ingest {
-    pub(crate) fn new(translator: Arc<Mutex<Translator>>, output: Output) -> Ingest {
-        Ingest { translator, output }
+    pub(crate) fn new(translator: Arc<Mutex<Translator>>, output: Output, identify_senders: bool) -> Ingest {
+        Ingest {
+            translator,
+            output,
+            identify_senders,
+        }
+    }
+
+    /// Whether connections look up the local process that sends on them.
+    pub(crate) fn identify_senders(&self) -> bool {
+        self.identify_senders
     }
 
     /// This receiver's self-metrics.
@@ -33,12 +43,13 @@ impl Ingest {
         self.output.telemetry()
     }
 
-    /// Translates and forwards one request.
+    /// Translates and forwards one request, sent by local process `sender` when known.
     pub(crate) async fn export(
         &self,
         request: &ExportMetricsServiceRequest,
+        sender: Option<u32>,
     ) -> Result<ExportMetricsServiceResponse, ShuttingDown> {
-        let translation = {
+        let mut translation = {
             // The lock is held for the translation only, never across an await. A poisoned lock
             // only means a translation panicked; the caches are still usable.
             let mut translator = self.translator.lock().unwrap_or_else(|e| e.into_inner());
@@ -54,6 +65,7 @@ impl Ingest {
                 error_message,
             });
         }
+        translation.batch.sender_pid = sender;
         if !translation.batch.is_empty() {
             self.output.send(translation.batch).await.map_err(|_| ShuttingDown)?;
         }

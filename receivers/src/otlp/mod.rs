@@ -22,6 +22,7 @@ mod grpc;
 mod http;
 mod ingest;
 mod names;
+mod sender;
 mod translate;
 
 use std::sync::{Arc, Mutex};
@@ -79,7 +80,11 @@ async fn listen(protocol: &'static str, endpoint: &str) -> Result<tokio::net::Tc
 #[async_trait]
 impl Receiver for OtlpReceiver {
     async fn run(&mut self, cx: ReceiverContext) -> Result<(), BoxError> {
-        let ingest = Arc::new(Ingest::new(self.translator.clone(), cx.output.clone()));
+        let ingest = Arc::new(Ingest::new(
+            self.translator.clone(),
+            cx.output.clone(),
+            self.config.identify_local_senders,
+        ));
         // Bind both before serving either, so a taken port fails the start as a whole.
         let grpc = match &self.config.protocols.grpc {
             Some(g) => Some((
@@ -97,8 +102,9 @@ impl Receiver for OtlpReceiver {
         if let Some((listener, max)) = grpc {
             tracing::info!(endpoint = ?listener.local_addr().ok(), "OTLP/gRPC receiver listening.");
             let (ingest, stop) = (ingest.clone(), stop.clone());
+            let local = listener.local_addr()?;
             tasks.spawn(async move {
-                grpc::serve(listener, ingest, max, stop)
+                grpc::serve(listener, local, ingest, max, stop)
                     .await
                     .map_err(|e| BoxError::from(format!("otlp receiver gRPC server failed: {e}")))
             });
@@ -106,8 +112,9 @@ impl Receiver for OtlpReceiver {
         if let Some((listener, max)) = http {
             tracing::info!(endpoint = ?listener.local_addr().ok(), "OTLP/HTTP receiver listening.");
             let (ingest, stop) = (ingest.clone(), stop.clone());
+            let local = listener.local_addr()?;
             tasks.spawn(async move {
-                http::serve(listener, ingest, max, stop).await;
+                http::serve(listener, local, ingest, max, stop).await;
                 Ok(())
             });
         }

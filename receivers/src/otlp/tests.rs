@@ -402,6 +402,35 @@ fn resource_attributes_go_to_target_info_or_to_every_series() {
 }
 
 #[test]
+fn slurm_job_and_rank_resource_attributes_are_labels_on_every_series() {
+    let mut resource = service();
+    resource.extend([
+        kv("slurm.job.id", "42"),
+        kv("rank", "3"),
+        kv("local_rank", "1"),
+        kv("host.name", "gpu-7"),
+    ]);
+    let gauge = metric(
+        "loss",
+        "",
+        Data::Gauge(Gauge {
+            data_points: vec![number(vec![kv("rank", "point-level")], T0, 1.0)],
+        }),
+    );
+    let config = OtlpConfig {
+        disable_scope_info: true,
+        ..OtlpConfig::default()
+    };
+    let mut t = Translator::from_settings(Settings::from(&config));
+    let out = t.translate(&request(resource, vec![gauge]), 0);
+    assert_eq!(
+        lines(&out),
+        [r#"loss{instance="node-1",job="trainer",local_rank="1",rank="3",slurm_job_id="42"} 1"#],
+        "the resource's rank wins over a point attribute of the same name"
+    );
+}
+
+#[test]
 fn colliding_attribute_names_are_joined_and_the_resource_wins_job() {
     let config = OtlpConfig {
         disable_scope_info: true,

@@ -8,9 +8,10 @@
 //! - Exponential histograms are rejected and counted: the flat series model has no native
 //!   histograms, and converting them to classic buckets would change the `le` set whenever the
 //!   SDK rescales. The sender learns it from the OTLP partial-success response.
-//! - `service.namespace/service.name` -> `job`, `service.instance.id` -> `instance`; the other
-//!   resource attributes go to one `target_info` series per resource, or to every series when
-//!   `resource_to_telemetry_conversion` is on.
+//! - `service.namespace/service.name` -> `job`, `service.instance.id` -> `instance`, and the
+//!   sender's Slurm identity `slurm.job.id` -> `slurm_job_id`, `rank`, `local_rank` on every
+//!   series; the other resource attributes go to one `target_info` series per resource, or to
+//!   every series when `resource_to_telemetry_conversion` is on.
 //! - The NoRecordedValue flag becomes the staleness marker.
 //!
 //! Label sets are cached per (resource, metric, scope, attribute set): a repeated export of the
@@ -50,6 +51,16 @@ const FLAG_NO_RECORDED_VALUE: u32 = 1;
 const SERVICE_NAME: &str = "service.name";
 const SERVICE_NAMESPACE: &str = "service.namespace";
 const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+
+/// Resource attributes that name the Slurm job and rank of the sender. Like `job` and `instance`
+/// they say who sent the series, so every series of the resource carries them, under the names
+/// the `slurmattributes` processor uses by default (it then adds the job's name, user and
+/// partition).
+const JOB_ATTRIBUTES: [(&str, &str); 3] = [
+    ("slurm.job.id", "slurm_job_id"),
+    ("rank", "rank"),
+    ("local_rank", "local_rank"),
+];
 
 /// What the translator does, from the receiver's config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,6 +281,12 @@ impl Translator {
         }
         if !instance.is_empty() {
             identity.push(("instance".to_owned(), instance));
+        }
+        for (attribute, label) in JOB_ATTRIBUTES {
+            let value = text(attribute);
+            if !value.is_empty() {
+                identity.push((label.to_owned(), value));
+            }
         }
         let is_service = |k: &str| matches!(k, SERVICE_NAME | SERVICE_NAMESPACE | SERVICE_INSTANCE_ID);
         let mut promoted = Vec::new();
