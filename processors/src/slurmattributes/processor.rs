@@ -2,42 +2,21 @@
 //! set and snapshot epoch so a steady stream costs one hash lookup per series.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use nodetel_core::labels::LabelError;
-use nodetel_core::{Batch, BoxError, Labels, Processor, ProcessorContext};
+use nodetel_core::{Batch, BoxError, Labels, Pair, Processor, ProcessorContext};
 use nodetel_host::slurm::CommandRunner;
 
 use super::config::SlurmAttributesConfig;
 use super::refresher::{RefreshReport, Refresher, SharedSnapshot};
+use super::senders::{SenderJob, Senders};
 use super::snapshot::Snapshot;
 use super::telemetry::SlurmAttributesMetrics;
 
-/// `Labels` hashes itself as its precomputed 64-bit hash; passing that through saves rehashing
-/// it on every lookup of the hot path.
-#[derive(Default)]
-struct PrecomputedHasher(u64);
-
-impl Hasher for PrecomputedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 ^= v;
-    }
-}
-
-type LabelsMap = HashMap<Labels, Labels, BuildHasherDefault<PrecomputedHasher>>;
+type LabelsMap = nodetel_core::LabelsMap<Labels>;
 
 /// Past this many cached label sets the cache is dropped and rebuilt (bounds memory under churn).
 const MAX_CACHE: usize = 1 << 20;
@@ -52,9 +31,11 @@ pub struct SlurmAttributes<R> {
     uuid_label: String,
     node_series: bool,
     exclude: Vec<String>,
+    job_id_label: String,
     cache: LabelsMap,
     cache_epoch: u64,
     uuids: HashMap<String, u32>,
+    senders: Senders,
     metrics: Arc<SlurmAttributesMetrics>,
 }
 
@@ -94,9 +75,16 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             uuid_label: config.uuid_label.clone(),
             node_series: config.node_series,
             exclude: config.exclude_metric_prefixes.clone(),
+            job_id_label: config.labels.job_id.clone(),
             cache: LabelsMap::default(),
             cache_epoch: 0,
             uuids: HashMap::new(),
+            senders: Senders::new(
+                config.proc_root.clone(),
+                config.labels.clone(),
+                config.hpc_job,
+                config.refresh_interval,
+            ),
             metrics,
         })
     }
@@ -127,9 +115,11 @@ impl<R: CommandRunner> SlurmAttributes<R> {
     }
 
     fn enrich(&mut self, labels: &Labels, snap: &Snapshot) -> Labels {
-        let name = labels.metric_name().unwrap_or("");
-        if self.exclude.iter().any(|p| name.starts_with(p.as_str())) {
+        if excluded(labels, &self.exclude) {
             return labels.clone();
+        }
+        if let Some(id) = labels.get(&self.job_id_label) {
+            return with_missing(labels, snap.by_job.get(id).map_or(&[][..], Vec::as_slice));
         }
         let gpu = labels.get(&self.gpu_label);
         let uuid = labels.get(&self.uuid_label);
@@ -148,17 +138,65 @@ impl<R: CommandRunner> SlurmAttributes<R> {
             (None, None) if self.node_series => snap.node.as_ref(),
             (None, None) => None,
         };
-        let Some(pairs) = pairs else { return labels.clone() };
-        let missing: Vec<_> = pairs.iter().filter(|p| labels.get(p.name()).is_none()).collect();
-        if missing.is_empty() {
-            return labels.clone();
+        match pairs {
+            Some(pairs) => with_missing(labels, pairs),
+            None => labels.clone(),
         }
-        let mut b = labels.to_builder();
-        for p in missing {
-            b.push_pair(p.clone());
-        }
-        b.build().unwrap_or_else(|_| labels.clone())
     }
+
+    /// Labels the series of a batch that local process `pid` pushed with that process's job
+    /// and rank. Returns false, leaving the batch to the usual rules, when the process cannot
+    /// be told.
+    fn process_sent(&mut self, pid: u32, batch: &mut Batch, snap: &Snapshot) -> bool {
+        let sender = self.senders.get(pid, snap);
+        let pairs = match &sender.job {
+            SenderJob::Unknown => return false,
+            SenderJob::NotInJob => &[][..],
+            SenderJob::InJob(p) => p.as_slice(),
+        };
+        let (mut hits, mut misses) = (0, 0);
+        for series in &mut batch.series {
+            if let Some(out) = sender.cache.get(&series.labels) {
+                hits += 1;
+                series.labels = out.clone();
+                continue;
+            }
+            misses += 1;
+            let out = if excluded(&series.labels, &self.exclude) {
+                series.labels.clone()
+            } else if let Some(id) = series.labels.get(&self.job_id_label) {
+                // The sender said which job; it knows better than its environment.
+                with_missing(&series.labels, snap.by_job.get(id).map_or(&[][..], Vec::as_slice))
+            } else {
+                with_missing(&series.labels, pairs)
+            };
+            if sender.cache.len() < MAX_CACHE {
+                sender.cache.insert(series.labels.clone(), out.clone());
+            }
+            series.labels = out;
+        }
+        self.metrics.add_lookups(hits, misses);
+        true
+    }
+}
+
+/// Whether the series is one the config keeps free of job labels.
+fn excluded(labels: &Labels, exclude: &[String]) -> bool {
+    let name = labels.metric_name().unwrap_or("");
+    exclude.iter().any(|p| name.starts_with(p.as_str()))
+}
+
+/// `labels` plus those of `pairs` it does not have; a series' own labels are never overwritten.
+fn with_missing(labels: &Labels, pairs: &[Pair]) -> Labels {
+    let missing: Vec<&Pair> = pairs.iter().filter(|p| labels.get(p.name()).is_none()).collect();
+    if missing.is_empty() {
+        return labels.clone();
+    }
+    let mut b = labels.to_builder();
+    for p in missing {
+        b.push_pair(p.clone());
+    }
+    b.build().unwrap_or_else(|_| labels.clone())
 }
 
 #[async_trait]
@@ -204,7 +242,13 @@ impl<R: CommandRunner> Processor for SlurmAttributes<R> {
         let snap = self.snapshot();
         if snap.epoch != self.cache_epoch || self.cache.len() > MAX_CACHE {
             self.cache.clear();
+            self.senders.clear();
             self.cache_epoch = snap.epoch;
+        }
+        if let Some(pid) = batch.sender_pid
+            && self.process_sent(pid, batch, &snap)
+        {
+            return;
         }
         let (mut hits, mut misses) = (0, 0);
         for series in &mut batch.series {
@@ -291,12 +335,96 @@ mod tests {
             r#"node_load1{slurm_job_id="3",slurm_job_name="nt-train",slurm_job_user="root",slurm_partition="gpu"}"#,
             "one job holds the node"
         );
-        assert!(
-            out[3].contains(r#"slurm_job_id="keep""#),
-            "existing labels are never overwritten: {}",
-            out[3]
+        assert_eq!(
+            out[3], r#"DCGM_FI_DEV_GPU_UTIL{gpu="0",slurm_job_id="keep"}"#,
+            "existing labels are never overwritten, and a series naming a job gets only that job's labels"
         );
-        assert!(out[3].contains(r#"slurm_job_name="nt-train""#));
+    }
+
+    #[test]
+    fn a_series_naming_its_job_gets_that_jobs_labels_only() {
+        let mut p = processor(runner("3|root|gpu|RUNNING|nt-train\n"));
+        rt().block_on(p.refresh_now());
+        let mut b = batch(&[
+            &[("__name__", "train_loss"), ("slurm_job_id", "3"), ("rank", "5")],
+            &[("__name__", "train_loss"), ("slurm_job_id", "99")],
+        ]);
+        p.process(&mut b);
+        assert_eq!(
+            b.series[0].labels.to_string(),
+            r#"train_loss{rank="5",slurm_job_id="3",slurm_job_name="nt-train",slurm_job_user="root",slurm_partition="gpu"}"#
+        );
+        assert_eq!(
+            b.series[1].labels.to_string(),
+            r#"train_loss{slurm_job_id="99"}"#,
+            "job 99 is not here: nothing is guessed"
+        );
+    }
+
+    fn fake_proc(name: &str, tasks: &[(u32, &[u8])]) -> std::path::PathBuf {
+        let root = std::env::temp_dir().join(format!("nodetel-senders-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (pid, environ) in tasks {
+            std::fs::create_dir_all(root.join(pid.to_string())).unwrap();
+            std::fs::write(root.join(pid.to_string()).join("environ"), environ).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn batches_from_a_known_sender_get_its_job_and_rank() {
+        let root = fake_proc(
+            "known",
+            &[
+                (700, b"SLURM_JOB_ID=3\0SLURM_STEP_ID=0\0SLURM_PROCID=1\0SLURM_LOCALID=1\0RANK=9\0"),
+                (701, b"PATH=/usr/bin\0HOME=/root\0"),
+                (
+                    702,
+                    b"SLURM_JOB_ID=8\0SLURM_PROCID=0\0SLURM_JOB_NAME=fresh\0SLURM_JOB_USER=bob\0SLURM_JOB_PARTITION=dev\0",
+                ),
+            ],
+        );
+        let config = SlurmAttributesConfig {
+            proc_root: root.clone(),
+            ..SlurmAttributesConfig::default()
+        };
+        let mut p = SlurmAttributes::new(&config, runner("3|root|gpu|RUNNING|nt-train\n"), "vm".to_owned()).unwrap();
+        rt().block_on(p.refresh_now());
+        let sent = |p: &mut SlurmAttributes<StaticRunner>, pid: Option<u32>| {
+            let mut b = batch(&[&[("__name__", "train_loss")], &[("__name__", "slurm_cpus_alloc")]]);
+            b.sender_pid = pid;
+            p.process(&mut b);
+            b.series.iter().map(|s| s.labels.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            sent(&mut p, Some(700))[0],
+            r#"train_loss{local_rank="1",rank="9",slurm_job_id="3",slurm_job_name="nt-train",slurm_job_user="root",slurm_partition="gpu"}"#,
+            "Slurm's job facts, the process's own rank (RANK over SLURM_PROCID)"
+        );
+        assert_eq!(
+            sent(&mut p, Some(700))[1],
+            r#"slurm_cpus_alloc"#,
+            "excluded prefixes stay excluded"
+        );
+        assert_eq!(
+            sent(&mut p, Some(701))[0],
+            r#"train_loss"#,
+            "a process outside any job gets no job labels, even though one job holds the node"
+        );
+        assert_eq!(
+            sent(&mut p, Some(702))[0],
+            r#"train_loss{rank="0",slurm_job_id="8",slurm_job_name="fresh",slurm_job_user="bob",slurm_partition="dev"}"#,
+            "a job younger than the snapshot is described by the task's environment"
+        );
+        assert_eq!(
+            sent(&mut p, Some(703))[0],
+            r#"train_loss{slurm_job_id="3",slurm_job_name="nt-train",slurm_job_user="root",slurm_partition="gpu"}"#,
+            "an unknown sender falls back to the node's only job"
+        );
+        assert_eq!(sent(&mut p, None)[0], sent(&mut p, Some(703))[0]);
+        let (hits, _) = p.cache_stats();
+        assert!(hits > 0, "repeated batches of a sender hit its cache");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

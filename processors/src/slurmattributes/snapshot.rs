@@ -36,12 +36,17 @@ pub struct Snapshot {
     pub node: Option<Vec<Pair>>,
     /// How many jobs the snapshot saw.
     pub jobs: usize,
+    /// Job-level pairs (id, name, user, partition) by job id, for series that name their job.
+    pub by_job: HashMap<String, Vec<Pair>>,
+    /// Job and rank pairs of task processes known from `scontrol listpids` (used where
+    /// environments cannot be read), by pid.
+    pub by_pid: HashMap<u32, Vec<Pair>>,
 }
 
 impl Snapshot {
     /// Same labels, ignoring the epoch.
     pub fn same_content(&self, other: &Snapshot) -> bool {
-        self.gpus == other.gpus && self.node == other.node
+        self.gpus == other.gpus && self.node == other.node && self.by_job == other.by_job && self.by_pid == other.by_pid
     }
 }
 
@@ -175,22 +180,44 @@ pub fn build(inputs: &Inputs<'_>, names: &LabelNames) -> Result<Snapshot, LabelE
             pairs.push(Pair::new("hpc_job", &job.job_id)?);
         }
         if let Some(c) = claims.get(&gpu) {
-            if let Some(r) = c.rank {
-                pairs.push(Pair::new(&names.rank, &r.to_string())?);
-            }
-            if let Some(l) = c.local_rank {
-                pairs.push(Pair::new(&names.local_rank, &l.to_string())?);
-            }
+            pairs.extend(rank_pairs(c.rank, c.local_rank, names)?);
         }
         snap.gpus.insert(gpu, pairs);
     }
     if let [only] = jobs.as_slice() {
         snap.node = Some(job_pairs(only, names)?);
     }
+    for job in &jobs {
+        let mut pairs = job_pairs(job, names)?;
+        if inputs.hpc_job {
+            pairs.push(Pair::new("hpc_job", &job.job_id)?);
+        }
+        snap.by_job.insert(job.job_id.clone(), pairs);
+    }
+    for row in inputs.listpids {
+        if let Some(job) = snap.by_job.get(&row.job_id) {
+            let mut pairs = job.clone();
+            pairs.extend(rank_pairs(row.global_id, row.local_id, names)?);
+            snap.by_pid.insert(row.pid, pairs);
+        }
+    }
     Ok(snap)
 }
 
-fn job_pairs(job: &JobFacts, names: &LabelNames) -> Result<Vec<Pair>, LabelError> {
+/// `rank` and `local_rank` pairs for the values that are known.
+pub fn rank_pairs(rank: Option<u32>, local_rank: Option<u32>, names: &LabelNames) -> Result<Vec<Pair>, LabelError> {
+    let mut pairs = Vec::with_capacity(2);
+    if let Some(r) = rank {
+        pairs.push(Pair::new(&names.rank, &r.to_string())?);
+    }
+    if let Some(l) = local_rank {
+        pairs.push(Pair::new(&names.local_rank, &l.to_string())?);
+    }
+    Ok(pairs)
+}
+
+/// Job id, name, user and partition pairs of a job (empty values left out).
+pub fn job_pairs(job: &JobFacts, names: &LabelNames) -> Result<Vec<Pair>, LabelError> {
     let mut pairs = Vec::with_capacity(6);
     for (name, value) in [
         (&names.job_id, &job.job_id),
@@ -492,6 +519,10 @@ mod tests {
         // Job 5 (2 tasks, GPUs 2-3) and job 3's step 0 (2 tasks, GPUs 0-1) both fit the layout.
         assert!(labels(&snap.gpus[&3]).contains(&"rank=1".to_owned()));
         assert!(labels(&snap.gpus[&2]).contains(&"local_rank=0".to_owned()));
+        // Every task pid of a job on this node is known with its ranks, for pushed series.
+        let row = rows.iter().find(|r| r.global_id == Some(1) && r.job_id == "5").unwrap();
+        let by_pid = labels(&snap.by_pid[&row.pid]);
+        assert!(by_pid.contains(&"slurm_job_id=5".to_owned()) && by_pid.contains(&"rank=1".to_owned()), "{by_pid:?}");
         let _ = squeue::NODE_JOBS_FORMAT;
     }
 
