@@ -62,13 +62,11 @@ pub enum ProcessError {
         /// What is wrong.
         reason: String,
     },
-    /// More samples than `sample_limit`.
-    #[error("sample_limit exceeded: {got} samples after metric relabeling, limit {limit}")]
+    /// More samples than `sample_limit`; processing stops at the first sample over it.
+    #[error("sample_limit exceeded: more than {limit} samples after metric relabeling")]
     SampleLimit {
         /// The limit.
         limit: usize,
-        /// How many there were.
-        got: usize,
     },
     /// A series breaks a label limit.
     #[error("line {line}: series {series:?} exceeds {what}")]
@@ -200,6 +198,7 @@ impl SeriesProcessor {
         self.emitted.clear();
         let first = out.series.len();
         let mut dedupe = self.cache.has_collisions();
+        let sample_limit = self.settings.limits.sample_limit;
         while let Some(entry) = parser.next() {
             let sample = match entry? {
                 Entry::Sample(s) => s,
@@ -255,17 +254,15 @@ impl SeriesProcessor {
                     continue;
                 }
                 stats.post_relabel += 1;
+                // Fail at the first sample over the limit: a target exposing a million series
+                // must not get a million label sets built and cached before the scrape fails.
+                if sample_limit > 0 && stats.post_relabel > sample_limit {
+                    return Err(ProcessError::SampleLimit { limit: sample_limit });
+                }
                 out.push(labels, Sample::new(ts, sample.value));
             }
         }
         self.flush_family(&family, out);
-        let limit = self.settings.limits.sample_limit;
-        if limit > 0 && stats.post_relabel > limit {
-            return Err(ProcessError::SampleLimit {
-                limit,
-                got: stats.post_relabel,
-            });
-        }
         Ok(stats)
     }
 
@@ -586,7 +583,7 @@ mod tests {
         s.limits.sample_limit = 2;
         let mut p = SeriesProcessor::new(Arc::new(s));
         let (r, out) = run(&mut p, "a 1\nb 1\nc 1\n", 1);
-        assert!(matches!(r, Err(ProcessError::SampleLimit { limit: 2, got: 3 })));
+        assert!(matches!(r, Err(ProcessError::SampleLimit { limit: 2 })));
         assert!(out.is_empty());
         let mut s = settings();
         s.limits.label_limit = 3;
