@@ -38,7 +38,8 @@ macro_rules! require_python_sdk {
     };
 }
 
-async fn send(protocol: &str, endpoint: std::net::SocketAddr, delta: bool, rounds: u32) {
+/// Runs the sender to the end and returns its pid.
+async fn send(protocol: &str, endpoint: std::net::SocketAddr, delta: bool, rounds: u32) -> u32 {
     let mut cmd = Command::new("python3");
     cmd.arg(sender_script())
         .args(["--protocol", protocol, "--endpoint", &endpoint.to_string()])
@@ -46,7 +47,13 @@ async fn send(protocol: &str, endpoint: std::net::SocketAddr, delta: bool, round
     if delta {
         cmd.arg("--delta");
     }
-    let out = tokio::task::spawn_blocking(move || cmd.output())
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
@@ -56,6 +63,7 @@ async fn send(protocol: &str, endpoint: std::net::SocketAddr, delta: bool, round
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    pid
 }
 
 /// What two rounds of the sender must produce, cumulative whatever the temporality sent.
@@ -87,7 +95,7 @@ fn expected_after_two_rounds() -> BTreeMap<String, f64> {
 async fn check(protocol: &str, delta: bool) {
     let r = Running::start("").await;
     let endpoint = if protocol == "grpc" { r.grpc } else { r.http };
-    send(protocol, endpoint, delta, 2).await;
+    let pid = send(protocol, endpoint, delta, 2).await;
     let expected = expected_after_two_rounds();
     let done = r
         .wait_for(|latest| expected.iter().all(|(k, v)| latest.get(k) == Some(v)))
@@ -117,6 +125,11 @@ async fn check(protocol: &str, delta: bool) {
         "service.name is job, not a target_info label"
     );
     assert_eq!(r.telemetry.errors(), 0);
+    let senders: Vec<Option<u32>> = r.seen.lock().unwrap().iter().map(|b| b.sender_pid).collect();
+    assert!(
+        !senders.is_empty() && senders.iter().all(|s| *s == Some(pid)),
+        "every batch names the Python process {pid} as its sender: {senders:?}"
+    );
     r.stop().await;
 }
 
