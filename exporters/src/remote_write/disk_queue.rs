@@ -65,6 +65,17 @@ pub struct Evicted {
     pub samples: u64,
 }
 
+/// A push that failed, with what it had evicted before failing (those samples are gone too).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PushError {
+    /// Why the write failed.
+    #[source]
+    pub error: DiskQueueError,
+    /// Dropped from the oldest end before the write was tried.
+    pub evicted: Evicted,
+}
+
 /// A FIFO of sealed requests on disk.
 #[derive(Debug)]
 pub struct DiskQueue {
@@ -232,7 +243,7 @@ impl DiskQueue {
     }
 
     /// Appends a request, evicting the oldest segments if the queue would outgrow its bound.
-    pub fn push(&mut self, req: &EncodedRequest) -> Result<Evicted, DiskQueueError> {
+    pub fn push(&mut self, req: &EncodedRequest) -> Result<Evicted, PushError> {
         let size = HEADER + (PAYLOAD_PREFIX + req.body.len()) as u64;
         let mut evicted = Evicted::default();
         while self.bytes() + size > self.max_bytes && !self.segments.is_empty() {
@@ -249,7 +260,7 @@ impl DiskQueue {
         }
         let full = self.segments.back().is_none_or(|s| s.bytes + size > self.segment_bytes);
         if self.writer.is_none() || full {
-            self.rotate()?;
+            self.rotate().map_err(|error| PushError { error, evicted })?;
         }
         let mut record = Vec::with_capacity(size as usize);
         let mut payload_head = [0u8; PAYLOAD_PREFIX];
@@ -266,8 +277,19 @@ impl DiskQueue {
             return Ok(evicted);
         };
         let path = segment_path(&self.dir, seg.seq);
-        if let Some(w) = self.writer.as_mut() {
-            w.write_all(&record).map_err(io_err("cannot write", &path))?;
+        if let Some(w) = self.writer.as_mut()
+            && let Err(e) = w.write_all(&record)
+        {
+            // A short write (disk full) leaves a torn record; records appended after it would be
+            // unreadable. Cut the file back to its valid bytes, or, failing that, stop writing to
+            // this segment so the next push starts a fresh one.
+            if w.set_len(seg.bytes).is_err() {
+                self.writer = None;
+            }
+            return Err(PushError {
+                error: io_err("cannot write", &path)(e),
+                evicted,
+            });
         }
         seg.bytes += size;
         seg.records += 1;

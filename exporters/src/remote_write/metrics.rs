@@ -25,16 +25,19 @@ pub enum DropReason {
     Encode,
     /// The disk queue could not be written.
     DiskError,
+    /// The endpoint answered 413 for a request of a single series, which cannot be split.
+    TooLarge,
 }
 
 impl DropReason {
-    const ALL: [DropReason; 6] = [
+    const ALL: [DropReason; 7] = [
         DropReason::Rejected,
         DropReason::RetriesExhausted,
         DropReason::QueueFull,
         DropReason::Shutdown,
         DropReason::Encode,
         DropReason::DiskError,
+        DropReason::TooLarge,
     ];
 
     fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::Encode => "encode",
             DropReason::DiskError => "disk_error",
+            DropReason::TooLarge => "too_large",
         }
     }
 }
@@ -78,7 +82,7 @@ pub struct RemoteWriteMetrics {
     pub disk_records: AtomicU64,
     /// Samples accepted but not yet sent, dropped or persisted.
     pub pending_samples: AtomicU64,
-    dropped: [AtomicU64; 6],
+    dropped: [AtomicU64; 7],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,

@@ -16,6 +16,7 @@ pub mod rewrite;
 pub mod sender;
 pub mod shards;
 pub mod sigv4;
+pub mod split;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

@@ -1,10 +1,13 @@
 //! One remote write endpoint: HTTP POSTs with the spec's headers, SigV4, classification of the
 //! answer, and retries with exponential backoff, jitter and `Retry-After`.
 //!
-//! 2xx is success. 5xx, 429 and network errors (timeouts included) are retryable. Any other
-//! status is permanent: the request is dropped and counted, and the first KiB of the response
-//! body is logged, at most once per ten seconds, because a misconfigured endpoint would
-//! otherwise log every request.
+//! 2xx is success. 5xx, 429 and network errors (timeouts included) are retryable. 413 tells the
+//! caller to split the request. A 403 saying the security token expired drops the cached
+//! credentials and is retried with fresh ones. Any other status is permanent: the request is
+//! dropped and counted, and the first KiB of the response body is logged, at most once per ten
+//! seconds per kind of rejection, because a misconfigured endpoint would otherwise log every
+//! request. SigV4 rejections that have a known cause (clock skew, wrong region, bad
+//! credentials) are logged with that cause named.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -75,6 +78,8 @@ pub enum Outcome {
     Sent,
     /// The endpoint refused it for good (dropped and counted by the sender).
     Rejected,
+    /// The endpoint answered 413: the caller splits the request and sends the halves.
+    TooLarge,
     /// Retryable failures continued past the allowed time or attempts.
     GaveUp(String),
     /// `stop` fired while waiting to retry.
@@ -127,9 +132,47 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
 }
 
+#[derive(Default)]
 struct LogLimit {
     last: Option<Instant>,
     suppressed: u64,
+}
+
+/// What a rejection most likely means, from its status and body (AWS wording).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejection {
+    /// SigV4 `Signature expired` / `not yet current`: the host clock is off by over 5 minutes.
+    ClockSkew,
+    /// The signature's credential scope names a region the endpoint does not serve.
+    WrongRegion,
+    /// The access key or signature is not accepted.
+    BadCredentials,
+    /// Anything else.
+    Other,
+}
+
+impl Rejection {
+    fn classify(status: u16, body: &str) -> Rejection {
+        if status != 403 {
+            return Rejection::Other;
+        }
+        let b = body.to_ascii_lowercase();
+        if b.contains("signature expired") || b.contains("not yet current") || b.contains("requesttimetooskewed") {
+            Rejection::ClockSkew
+        } else if b.contains("valid region") || b.contains("correct region") || b.contains("wrong region") {
+            Rejection::WrongRegion
+        } else if b.contains("security token") || b.contains("access key") || b.contains("signature") {
+            Rejection::BadCredentials
+        } else {
+            Rejection::Other
+        }
+    }
+}
+
+/// Whether a 403 body says the (temporary) credentials expired, which fresh ones cure.
+fn token_expired(status: u16, body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    status == 403 && (b.contains("token included in the request is expired") || b.contains("expiredtoken"))
 }
 
 /// Sends requests to one endpoint.
@@ -140,7 +183,7 @@ pub struct Sender {
     signer: Option<Arc<Signer>>,
     metrics: Arc<RemoteWriteMetrics>,
     retry: RetryConfig,
-    log_limit: Mutex<LogLimit>,
+    log_limit: Mutex<[LogLimit; 4]>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -200,10 +243,7 @@ impl Sender {
             signer,
             metrics,
             retry: cfg.retry_on_failure.clone(),
-            log_limit: Mutex::new(LogLimit {
-                last: None,
-                suppressed: 0,
-            }),
+            log_limit: Mutex::new(Default::default()),
         })
     }
 
@@ -265,8 +305,31 @@ impl Sender {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let server_date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
         let body = read_prefix(resp, BODY_LOG_LIMIT).await;
-        let reason = format!("HTTP {} from {}: {}", status.as_u16(), self.url, body);
+        let mut reason = format!("HTTP {} from {}: {}", status.as_u16(), self.url, body);
+        if let Some(date) = server_date
+            && Rejection::classify(status.as_u16(), &body) == Rejection::ClockSkew
+        {
+            // The server's Date header measures the skew (to a second).
+            let skew = match SystemTime::now().duration_since(date) {
+                Ok(ahead) => ahead.as_secs() as i64,
+                Err(behind) => -(behind.duration().as_secs() as i64),
+            };
+            reason.push_str(&format!(
+                " (this host's clock is {skew:+} s off the server's Date header)"
+            ));
+        }
+        if token_expired(status.as_u16(), &body)
+            && let Some(signer) = &self.signer
+        {
+            signer.invalidate().await;
+            return Err(AttemptError::Retryable { retry_after, reason });
+        }
         if status.is_server_error() || status.as_u16() == 429 {
             Err(AttemptError::Retryable { retry_after, reason })
         } else {
@@ -304,6 +367,7 @@ impl Sender {
                 .failed_requests
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (retry_after, reason) = match error {
+                AttemptError::Permanent { status: 413, .. } => return Outcome::TooLarge,
                 AttemptError::Permanent { status, reason } => {
                     self.log_rejection(status, &reason, req.samples);
                     return Outcome::Rejected;
@@ -336,7 +400,9 @@ impl Sender {
     }
 
     fn log_rejection(&self, status: u16, reason: &str, samples: u32) {
-        let mut l = self.log_limit.lock().unwrap_or_else(|e| e.into_inner());
+        let kind = Rejection::classify(status, reason);
+        let mut limits = self.log_limit.lock().unwrap_or_else(|e| e.into_inner());
+        let l = &mut limits[kind as usize];
         let now = Instant::now();
         if l.last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(10)) {
             l.suppressed += 1;
@@ -344,7 +410,37 @@ impl Sender {
         }
         let suppressed = std::mem::take(&mut l.suppressed);
         l.last = Some(now);
-        tracing::error!(status, error = %reason, samples, suppressed, "Remote write rejected; request dropped.");
+        drop(limits);
+        match kind {
+            Rejection::ClockSkew => tracing::error!(
+                status,
+                error = %reason,
+                samples,
+                suppressed,
+                "Remote write rejected: the SigV4 signature is stale because of clock skew (this host's clock \
+                 is more than 5 minutes off); fix time sync (chrony/NTP). Request dropped."
+            ),
+            Rejection::WrongRegion => tracing::error!(
+                status,
+                error = %reason,
+                samples,
+                suppressed,
+                region = self.signer.as_ref().and_then(|s| s.region()).unwrap_or(""),
+                "Remote write rejected: wrong SigV4 region (the signing region is not the endpoint's); set \
+                 sigv4auth.region to the workspace's region. Request dropped."
+            ),
+            Rejection::BadCredentials => tracing::error!(
+                status,
+                error = %reason,
+                samples,
+                suppressed,
+                "Remote write rejected: the AWS credentials or the SigV4 signature were not accepted. Request \
+                 dropped."
+            ),
+            Rejection::Other => {
+                tracing::error!(status, error = %reason, samples, suppressed, "Remote write rejected; request dropped.")
+            }
+        }
     }
 }
 

@@ -11,6 +11,9 @@
 //! spilling mode: every later request goes to disk too, behind it, and one replayer sends the
 //! disk queue in order with unbounded retries. When the queue is empty, shards send directly
 //! again. Without a disk queue, a shard retries a request until `max_elapsed_time`.
+//!
+//! A request answered with 413 is split in halves that are sent in its place, recursively, down
+//! to a single series; a single series that is still too large is dropped and counted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +29,7 @@ use crate::remote_write::encode::{Compressor, EncodedRequest, RequestEncoder, sa
 use crate::remote_write::metrics::{DropReason, RemoteWriteMetrics};
 use crate::remote_write::rewrite::{RewriteRules, Rewriter};
 use crate::remote_write::sender::{Outcome, RetryBudget, Sender};
+use crate::remote_write::split::split_in_halves;
 
 /// How often a family's metadata is sent again by one shard.
 const METADATA_INTERVAL: Duration = Duration::from_secs(60);
@@ -99,16 +103,21 @@ impl Shared {
         let Some(disk) = &self.disk else { return false };
         let n = u64::from(req.samples);
         let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
-        match d.queue.push(req) {
-            Ok(evicted) => {
-                if evicted.records > 0 {
-                    self.metrics.add_dropped(DropReason::QueueFull, evicted.samples);
-                    tracing::warn!(
-                        requests = evicted.records,
-                        samples = evicted.samples,
-                        "Disk queue is full; dropped its oldest data."
-                    );
-                }
+        let pushed = d.queue.push(req);
+        let evicted = match &pushed {
+            Ok(e) => *e,
+            Err(e) => e.evicted,
+        };
+        if evicted.records > 0 {
+            self.metrics.add_dropped(DropReason::QueueFull, evicted.samples);
+            tracing::warn!(
+                requests = evicted.records,
+                samples = evicted.samples,
+                "Disk queue is full; dropped its oldest data."
+            );
+        }
+        match pushed {
+            Ok(_) => {
                 self.metrics
                     .samples_spilled
                     .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -128,6 +137,47 @@ impl Shared {
         true
     }
 
+    /// Sends `req` within `budget`, splitting it on 413. Counts what the endpoint refused; returns
+    /// the parts, in order, that were not sent (the first with why, the rest never tried, since
+    /// trying them before the failed part would break per-series order).
+    async fn send_or_split(&self, req: EncodedRequest, budget: RetryBudget) -> Vec<(EncodedRequest, Outcome)> {
+        let mut todo = vec![req];
+        while let Some(r) = todo.pop() {
+            match self.sender.send(&r, budget, &self.stop).await {
+                Outcome::Sent => {}
+                Outcome::Rejected => self.metrics.add_dropped(DropReason::Rejected, u64::from(r.samples)),
+                Outcome::TooLarge => match split_in_halves(&r) {
+                    Ok(Some((first, second))) => {
+                        tracing::debug!(
+                            series = r.series,
+                            "Endpoint answered 413; sending the request in halves."
+                        );
+                        todo.push(second);
+                        todo.push(first);
+                    }
+                    Ok(None) => {
+                        self.metrics.add_dropped(DropReason::TooLarge, u64::from(r.samples));
+                        tracing::error!(
+                            samples = r.samples,
+                            bytes = r.body.len(),
+                            "Endpoint answered 413 (too large) for a single series; dropped."
+                        );
+                    }
+                    Err(error) => {
+                        self.metrics.add_dropped(DropReason::Encode, u64::from(r.samples));
+                        tracing::error!(%error, samples = r.samples, "Cannot split a request the endpoint found too large; dropped.");
+                    }
+                },
+                failed @ (Outcome::GaveUp(_) | Outcome::Stopped) => {
+                    let mut rest = vec![(r, failed)];
+                    rest.extend(todo.drain(..).rev().map(|t| (t, Outcome::Stopped)));
+                    return rest;
+                }
+            }
+        }
+        Vec::new()
+    }
+
     /// Sends a sealed request from memory, or persists it, and settles its samples.
     pub async fn deliver(&self, req: EncodedRequest) {
         let n = u64::from(req.samples);
@@ -145,18 +195,19 @@ impl Shared {
         } else {
             RetryBudget::Configured
         };
-        match self.sender.send(&req, budget, &self.stop).await {
-            Outcome::Sent => {}
-            Outcome::Rejected => self.metrics.add_dropped(DropReason::Rejected, n),
-            Outcome::GaveUp(reason) => {
-                if !self.spill(&req) {
-                    self.metrics.add_dropped(DropReason::RetriesExhausted, n);
-                    tracing::error!(error = %reason, samples = n, "Remote write retries exhausted; request dropped.");
+        for (part, outcome) in self.send_or_split(req, budget).await {
+            let k = u64::from(part.samples);
+            match outcome {
+                Outcome::GaveUp(reason) => {
+                    if !self.spill(&part) {
+                        self.metrics.add_dropped(DropReason::RetriesExhausted, k);
+                        tracing::error!(error = %reason, samples = k, "Remote write retries exhausted; request dropped.");
+                    }
                 }
-            }
-            Outcome::Stopped => {
-                if !self.spill(&req) {
-                    self.metrics.add_dropped(DropReason::Shutdown, n);
+                _ => {
+                    if !self.spill(&part) {
+                        self.metrics.add_dropped(DropReason::Shutdown, k);
+                    }
                 }
             }
         }
@@ -290,10 +341,10 @@ pub async fn run_replayer(shared: Arc<Shared>) {
                 _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
             }
         };
-        match shared.sender.send(&req, RetryBudget::Forever, &shared.stop).await {
-            Outcome::Sent => {}
-            Outcome::Rejected => shared.metrics.add_dropped(DropReason::Rejected, u64::from(req.samples)),
-            Outcome::GaveUp(_) | Outcome::Stopped => return,
+        // Only `stop` ends unbounded retries; the record stays on disk for the next run (halves
+        // already sent are sent again then: at least once).
+        if !shared.send_or_split(req, RetryBudget::Forever).await.is_empty() {
+            return;
         }
         let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(error) = d.queue.ack() {

@@ -87,6 +87,33 @@ impl Signer {
         }
     }
 
+    /// A signer with credentials from `provider`, cached until five minutes before they expire
+    /// (embedders with their own credential source, and tests of expiry).
+    pub fn with_provider(region: &str, service: &str, provider: SharedCredentialsProvider) -> Signer {
+        Signer {
+            region: Some(region.to_owned()),
+            service: service.to_owned(),
+            assume: Default::default(),
+            source: Mutex::new(Source::Chain {
+                provider: Some(provider),
+                cached: None,
+            }),
+        }
+    }
+
+    /// The configured signing region, if any.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// Forgets cached credentials, so the next signature loads fresh ones (the endpoint said the
+    /// token expired).
+    pub async fn invalidate(&self) {
+        if let Source::Chain { cached, .. } = &mut *self.source.lock().await {
+            *cached = None;
+        }
+    }
+
     async fn credentials(&self) -> Result<(Credentials, String), SignError> {
         let mut source = self.source.lock().await;
         match &mut *source {
