@@ -9,6 +9,8 @@ mod binary;
 mod gpu;
 // Remote write from the binary: default config with AMP_REMOTE_WRITE_URL, SIGKILL with a disk queue.
 mod remote_write;
+// OTLP from a task of a real Slurm job, labelled with its job and rank, stored by a real Prometheus.
+mod otlp_slurm;
 // Shared helpers: spawning the binary, HTTP GETs, free ports.
 mod support;
 // The Slurm receiver and slurmattributes processor in the binary, against a real Slurm.

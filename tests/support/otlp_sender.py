@@ -4,9 +4,10 @@
 Used by the OTLP receiver tests: they start a receiver on loopback and assert the exact series
 that come out. Usage:
 
-    otlp_sender.py --protocol grpc|http --endpoint 127.0.0.1:PORT [--delta] [--rounds N]
+    otlp_sender.py --protocol grpc|http --endpoint 127.0.0.1:PORT [--delta] [--rounds N] [--no-rank]
 
-Each round records, then flushes (one export per round):
+Each round records, then flushes (one export per round); with --no-rank there is no rank
+attribute:
   train.tokens        counter        {token}  +1000 (rank=0) per round
   train.queue.depth   up-down counter         +5 then -2 per round (rank=0)
   train.loss          gauge                   2.5 / round number (rank=0)
@@ -71,6 +72,9 @@ def main():
     parser.add_argument("--endpoint", required=True, help="host:port of the receiver")
     parser.add_argument("--delta", action="store_true", help="export sums and histograms as deltas")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--no-rank", action="store_true", help="record without the rank attribute (a script unaware of Slurm)"
+    )
     args = parser.parse_args()
 
     inner = exporter(args.protocol, args.endpoint, args.delta)
@@ -101,7 +105,7 @@ def main():
         description="Step time.",
         explicit_bucket_boundaries_advisory=[0.1, 0.5, 1.0],
     )
-    attrs = {"rank": "0"}
+    attrs = {} if args.no_rank else {"rank": "0"}
     for n in range(1, args.rounds + 1):
         tokens.add(1000, attrs)
         depth.add(5, attrs)
