@@ -522,7 +522,10 @@ mod tests {
         // Every task pid of a job on this node is known with its ranks, for pushed series.
         let row = rows.iter().find(|r| r.global_id == Some(1) && r.job_id == "5").unwrap();
         let by_pid = labels(&snap.by_pid[&row.pid]);
-        assert!(by_pid.contains(&"slurm_job_id=5".to_owned()) && by_pid.contains(&"rank=1".to_owned()), "{by_pid:?}");
+        assert!(
+            by_pid.contains(&"slurm_job_id=5".to_owned()) && by_pid.contains(&"rank=1".to_owned()),
+            "{by_pid:?}"
+        );
         let _ = squeue::NODE_JOBS_FORMAT;
     }
 
