@@ -7,6 +7,8 @@
 mod binary;
 // The gpu receiver in the binary: disabled without a driver, the rest unaffected.
 mod gpu;
+// Faults that need the binary: SIGKILL twenty times under load with a disk queue, nothing accepted lost.
+mod faults;
 // Remote write from the binary: default config with AMP_REMOTE_WRITE_URL, SIGKILL with a disk queue.
 mod remote_write;
 // OTLP from a task of a real Slurm job, labelled with its job and rank, stored by a real Prometheus.

@@ -104,6 +104,8 @@ pub(crate) struct Request {
     pub(crate) path: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    /// The status the server answered with.
+    pub(crate) status: u16,
 }
 
 type Handler = dyn Fn(&str, &str) -> (u16, String) + Send + Sync;
@@ -182,6 +184,7 @@ fn serve_connection(stream: TcpStream, handler: &Handler, record: &std::sync::Mu
             path,
             headers,
             body,
+            status,
         });
         let reply = format!(
             "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{text}",
