@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use nodetel_core::CancellationToken;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
@@ -23,6 +23,8 @@ use super::sender::Connection;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
+/// How long a connection may take to send a request head, and then its body.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `google.rpc.Status`, the body of OTLP/HTTP error responses.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -146,9 +148,16 @@ async fn decode(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
-    let body = Limited::new(req.into_body(), max)
-        .collect()
+    // A sender that declares a body and never sends it would hold the connection forever.
+    let body = tokio::time::timeout(READ_TIMEOUT, Limited::new(req.into_body(), max).collect())
         .await
+        .map_err(|_| {
+            Refusal::new(
+                StatusCode::REQUEST_TIMEOUT,
+                tonic::Code::DeadlineExceeded,
+                format!("the body did not arrive within {} s", READ_TIMEOUT.as_secs()),
+            )
+        })?
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 too_large(max)
@@ -276,17 +285,33 @@ pub(crate) async fn serve(
             },
         };
         let ingest = ingest.clone();
+        let telemetry = ingest.telemetry().clone();
         let connection = Connection::new(peer, local, ingest.identify_senders());
+        let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let served_here = served.clone();
         let service = service_fn(move |req| {
             let (ingest, connection) = (ingest.clone(), connection.clone());
+            served_here.store(true, std::sync::atomic::Ordering::Relaxed);
             async move { Ok::<_, Infallible>(handle(req, &ingest, &connection, max_body).await) }
         });
         let conn_shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
-                _ = conn.as_mut() => {}
+                result = conn.as_mut() => {
+                    // A request head that is malformed, too large or too slow never reaches
+                    // `handle`; it is refused (400, 431 or a closed connection) and counted here.
+                    // A kept-alive connection that goes quiet after serving is closed, not counted.
+                    let first = !served.load(std::sync::atomic::Ordering::Relaxed);
+                    if let Err(error) = result && (error.is_parse() || (error.is_timeout() && first)) {
+                        telemetry.add_error();
+                        tracing::debug!(%error, "OTLP/HTTP request head refused.");
+                    }
+                }
                 _ = conn_shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;

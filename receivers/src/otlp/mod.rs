@@ -11,6 +11,8 @@
 //!   gRPC answers `ResourceExhausted`/`OutOfRange`, HTTP 413.
 //! - Malformed bodies get gRPC `Internal`/`InvalidArgument` or HTTP 400; an unknown
 //!   `Content-Type` gets HTTP 415; traces and logs get gRPC `Unimplemented` or HTTP 404.
+//! - An HTTP connection gets 10 s to send a request head and then 10 s for its body (else it is
+//!   closed, or answered 408); a head over hyper's size limit is answered 431.
 //! - Each refused request is counted in the receiver's `errors` self-metric; data points that
 //!   cannot be translated (exponential histograms, out-of-order delta points) are counted as
 //!   discarded (`rejected`) and reported back in the OTLP partial-success response.
