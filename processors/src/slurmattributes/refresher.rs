@@ -13,6 +13,15 @@ use super::config::LabelNames;
 use super::snapshot::{self, Inputs, JobFacts, Snapshot};
 use super::telemetry::SlurmAttributesMetrics;
 
+/// Jobs with a task visible here, from task environments or `scontrol listpids`.
+fn local_jobs(scan: &TaskScan, pids: &[listpids::StepPid]) -> BTreeSet<String> {
+    scan.tasks
+        .iter()
+        .map(|t| t.env.job_id.clone())
+        .chain(pids.iter().map(|p| p.job_id.clone()))
+        .collect()
+}
+
 /// The snapshot shared between the refresher (writer) and the processors (readers).
 pub type SharedSnapshot = Arc<RwLock<Arc<Snapshot>>>;
 
@@ -51,6 +60,8 @@ pub struct Refresher<R> {
     metrics: Arc<SlurmAttributesMetrics>,
     /// The last Slurm answer and when it came.
     last_slurm: Option<(Instant, Vec<JobFacts>)>,
+    /// The last Slurm answer, kept through outages, and which of its jobs had tasks visible here.
+    kept: Option<(Vec<JobFacts>, BTreeSet<String>)>,
     slurm_max_age: Duration,
 }
 
@@ -83,6 +94,7 @@ impl<R: CommandRunner> Refresher<R> {
             told_unreadable: false,
             metrics: SlurmAttributesMetrics::detached("slurmattributes"),
             last_slurm: None,
+            kept: None,
             slurm_max_age: Duration::ZERO,
         }
     }
@@ -220,11 +232,12 @@ impl<R: CommandRunner> Refresher<R> {
                         self.slurm_failing = false;
                     }
                     self.last_slurm = Some((Instant::now(), jobs.clone()));
+                    self.kept = Some((jobs.clone(), local_jobs(&scan, &pids)));
                     Some(jobs)
                 }
                 Err(error) => {
                     if !self.slurm_failing {
-                        tracing::warn!(%error, "Cannot ask Slurm for this node's jobs; using task environments from /proc until it answers.");
+                        tracing::warn!(%error, "Cannot ask Slurm for this node's jobs; keeping the jobs of its last answer (less those whose tasks ended) and adding jobs seen in task environments until it answers.");
                         self.slurm_failing = true;
                     }
                     self.details.clear();
@@ -234,6 +247,8 @@ impl<R: CommandRunner> Refresher<R> {
             },
         };
         let report_jobs = slurm_jobs.as_ref().map(Vec::len);
+        // A controller outage must not strip the labels of jobs that still run here.
+        let slurm_jobs = slurm_jobs.or_else(|| self.kept_jobs(&scan, &pids));
         let inputs = Inputs {
             slurm_jobs,
             tasks: &scan.tasks,
@@ -264,6 +279,25 @@ impl<R: CommandRunner> Refresher<R> {
         }
     }
 
+    /// While Slurm does not answer: its last answer, without the jobs whose tasks were visible
+    /// then and are gone now, plus the jobs known only from task environments. `None` when
+    /// Slurm never answered (the snapshot then comes from task environments alone).
+    fn kept_jobs(&self, scan: &TaskScan, pids: &[listpids::StepPid]) -> Option<Vec<JobFacts>> {
+        let (jobs, had_tasks) = self.kept.as_ref()?;
+        let local = local_jobs(scan, pids);
+        let mut out: Vec<JobFacts> = jobs
+            .iter()
+            .filter(|j| !had_tasks.contains(&j.job_id) || local.contains(&j.job_id))
+            .cloned()
+            .collect();
+        for j in snapshot::jobs_from_tasks(&scan.tasks) {
+            if !out.iter().any(|k| k.job_id == j.job_id) {
+                out.push(j);
+            }
+        }
+        Some(out)
+    }
+
     fn publish(&self, mut snap: Snapshot) -> bool {
         let mut guard = self.shared.write().unwrap_or_else(|e| e.into_inner());
         if guard.same_content(&snap) {
@@ -272,5 +306,138 @@ impl<R: CommandRunner> Refresher<R> {
         snap.epoch = guard.epoch + 1;
         *guard = Arc::new(snap);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Slurm failing, through the real command runner with stand-in `squeue` and `scontrol`
+    //! scripts whose behaviour a file switches. Hanging commands, the log line and recovery:
+    //! `tests/slurm_outage.rs`.
+
+    use std::time::Duration;
+
+    use nodetel_core::{Batch, Labels, Processor, Sample};
+    use nodetel_host::slurm::SlurmCli;
+
+    use crate::slurmattributes::{SlurmAttributes, SlurmAttributesConfig};
+
+    const SQUEUE: &str = r#"#!/bin/sh
+case "$(cat "$(dirname "$0")/mode")" in
+  hang) exec sleep 30 ;;
+  fail) echo "squeue: error: Unable to contact slurm controller (connect failure)" >&2; exit 1 ;;
+  ended) printf '4|nobody|debug|RUNNING|other\n' ;;
+  *) printf '3|root|gpu|RUNNING|nt-train\n4|nobody|debug|RUNNING|other\n' ;;
+esac
+"#;
+    const SCONTROL: &str = r#"#!/bin/sh
+[ "$(cat "$(dirname "$0")/mode")" = hang ] && exec sleep 30
+echo "JobId=3 JobName=nt-train UserId=root(0) Partition=gpu JobState=RUNNING NodeList=vm Nodes=vm CPU_IDs=0-1 Mem=0 GRES=gpu:2(IDX:0-1)"
+echo "JobId=4 JobName=other UserId=nobody(65534) Partition=debug JobState=RUNNING NodeList=vm Nodes=vm CPU_IDs=2 Mem=0 GRES=gpu:1(IDX:2)"
+"#;
+
+    struct Fake {
+        dir: std::path::PathBuf,
+    }
+
+    impl Fake {
+        fn new(name: &str) -> Fake {
+            let dir = std::env::temp_dir().join(format!("nodetel-slurm-outage-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("bin")).unwrap();
+            std::fs::create_dir_all(dir.join("proc")).unwrap();
+            for (name, text) in [("squeue", SQUEUE), ("scontrol", SCONTROL)] {
+                let path = dir.join("bin").join(name);
+                std::fs::write(&path, text).unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            let fake = Fake { dir };
+            fake.mode("up");
+            fake
+        }
+
+        fn mode(&self, mode: &str) {
+            std::fs::write(self.dir.join("bin/mode"), mode).unwrap();
+        }
+
+        /// A task of job 3 on GPU 0, visible in the fake /proc.
+        fn task(&self, present: bool) {
+            let pid = self.dir.join("proc/4242");
+            if present {
+                std::fs::create_dir_all(&pid).unwrap();
+                let env = "SLURM_JOB_ID=3\0SLURM_STEP_ID=0\0SLURM_PROCID=0\0SLURM_LOCALID=0\0SLURM_STEP_GPUS=0\0CUDA_VISIBLE_DEVICES=0\0";
+                std::fs::write(pid.join("environ"), env).unwrap();
+            } else {
+                std::fs::remove_dir_all(&pid).unwrap();
+            }
+        }
+
+        fn processor(&self) -> SlurmAttributes<SlurmCli> {
+            let config = SlurmAttributesConfig {
+                proc_root: self.dir.join("proc"),
+                ..SlurmAttributesConfig::default()
+            };
+            let cli = SlurmCli::new(Some(self.dir.join("bin")), Duration::from_millis(500));
+            SlurmAttributes::new(&config, cli, "vm".to_owned()).unwrap()
+        }
+    }
+
+    impl Drop for Fake {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// The job id each of GPUs 0..3 carries ("" for none).
+    fn jobs_of_gpus(p: &mut SlurmAttributes<SlurmCli>) -> Vec<String> {
+        let mut b = Batch::new();
+        for gpu in ["0", "1", "2", "3"] {
+            b.push(
+                Labels::from_pairs([("__name__", "DCGM_FI_DEV_GPU_UTIL"), ("gpu", gpu)]).unwrap(),
+                Sample::new(1, 1.0),
+            );
+        }
+        p.process(&mut b);
+        b.series
+            .iter()
+            .map(|s| s.labels.get("slurm_job_id").unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn during_an_outage_a_job_whose_tasks_ended_loses_its_labels() {
+        let fake = Fake::new("ended");
+        fake.task(true);
+        let rt = rt();
+        let mut p = fake.processor();
+        rt.block_on(p.refresh_now()).unwrap();
+        assert_eq!(jobs_of_gpus(&mut p), ["3", "3", "4", ""]);
+        fake.mode("fail");
+        rt.block_on(p.refresh_now()).unwrap();
+        assert_eq!(jobs_of_gpus(&mut p), ["3", "3", "4", ""], "job 3 still has its task");
+        fake.task(false);
+        rt.block_on(p.refresh_now()).unwrap();
+        // Job 3's task was seen and is gone: it ended. Job 4 was never visible here (another
+        // user's tasks without the rights to read them): Slurm's last word stands.
+        assert_eq!(jobs_of_gpus(&mut p), ["", "", "4", ""]);
+    }
+
+    #[test]
+    fn an_outage_before_the_first_answer_labels_from_task_environments() {
+        let fake = Fake::new("never");
+        fake.task(true);
+        fake.mode("fail");
+        let rt = rt();
+        let mut p = fake.processor();
+        assert_eq!(rt.block_on(p.refresh_now()).unwrap().slurm_jobs, None);
+        assert_eq!(jobs_of_gpus(&mut p), ["3", "", "", ""]);
     }
 }

@@ -233,7 +233,7 @@ pub fn job_pairs(job: &JobFacts, names: &LabelNames) -> Result<Vec<Pair>, LabelE
 }
 
 /// Jobs as the task environments describe them (Slurm unreachable).
-fn jobs_from_tasks(tasks: &[TaskProcess]) -> Vec<JobFacts> {
+pub(super) fn jobs_from_tasks(tasks: &[TaskProcess]) -> Vec<JobFacts> {
     let mut jobs: BTreeMap<&str, JobFacts> = BTreeMap::new();
     for t in tasks {
         let e = &t.env;
