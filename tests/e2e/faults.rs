@@ -159,7 +159,7 @@ fn sigkill_twenty_times_under_load_loses_nothing_accepted() {
     let mut kills: Vec<Instant> = Vec::new();
     let mut up_cycles = 0;
     for _ in 0..20 {
-        let starts_up = rng.next() % 2 == 0;
+        let starts_up = rng.next().is_multiple_of(2);
         up_cycles += usize::from(starts_up);
         up.store(starts_up, Ordering::SeqCst);
         let mut proc = Running::spawn(nodetel().arg("run").arg("--config").arg(&config));
