@@ -111,6 +111,12 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The pid of one of the cluster's daemons (`slurmctld`, `slurmd`, `munged`).
+    pub fn daemon_pid(&self, daemon: &str) -> i32 {
+        let file = self.dir.join("run").join(format!("{daemon}.pid"));
+        std::fs::read_to_string(&file).unwrap().trim().parse().unwrap()
+    }
+
     /// A scratch directory inside the work dir.
     pub fn scratch(&self, name: &str) -> PathBuf {
         let p = self.dir.join("scratch").join(name);
