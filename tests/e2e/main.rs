@@ -13,6 +13,8 @@ mod faults;
 mod remote_write;
 // OTLP from a task of a real Slurm job, labelled with its job and rank, stored by a real Prometheus.
 mod otlp_slurm;
+// Secrets (AWS credentials, scrape and remote write credentials, senders' headers) never logged.
+mod secrets;
 // Shared helpers: spawning the binary, HTTP GETs, free ports.
 mod support;
 // The Slurm receiver and slurmattributes processor in the binary, against a real Slurm.
