@@ -44,7 +44,7 @@ fn no_secret_reaches_the_logs_at_debug_level() {
     // Scrape targets: every other scrape is refused.
     let scrapes = Arc::new(AtomicU64::new(0));
     let target = HttpServer::start(0, move |_, _| {
-        if scrapes.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+        if scrapes.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
             (401, "unauthorized".to_owned())
         } else {
             (200, "scraped_metric 1\n".to_owned())
