@@ -142,6 +142,38 @@ async fn ten_minutes_down_then_back_delivers_everything_faster_than_real_time_in
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_disk_queue_an_outage_past_max_elapsed_time_drops_and_counts_exactly() {
+    let sink = Sink::start().await;
+    sink.go_down().await;
+    let mut cfg = config(&sink.url());
+    cfg.retry_on_failure.max_elapsed_time = Duration::from_millis(400);
+    cfg.shards.min = Some(2);
+    cfg.shards.max = Some(2);
+    let mut exp = exporter(&cfg, "no-disk", None);
+    let m = exp.metrics().clone();
+    let mut src = Source::new(20);
+    push(&mut exp, &mut src, 10).await;
+    assert!(wait_for(Duration::from_secs(10), || m.pending() == 0).await);
+    let lost = m.dropped(DropReason::RetriesExhausted);
+    assert_eq!(
+        lost,
+        src.produced(),
+        "all of it was retried for 400 ms, then counted ({})",
+        drops(&m)
+    );
+    // Back: what comes next is delivered, and only the counted samples are missing.
+    sink.come_back().await;
+    push(&mut exp, &mut src, 10).await;
+    exp.shutdown().await.unwrap();
+    let t = tally(&sink);
+    assert_eq!(t.duplicates(), 0);
+    assert!(t.corrupt.is_empty() && t.out_of_order.is_empty());
+    assert_eq!(t.missing(&src).len() as u64, lost);
+    assert!(t.missing(&src).iter().all(|(_, k)| *k < 10));
+    assert_eq!(dropped_total(&m), lost, "{}", drops(&m));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_with_retry_after_waits_as_long_as_told() {
     let sink = Sink::start().await;
     sink.set_policy(|c| {

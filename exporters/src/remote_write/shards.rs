@@ -169,8 +169,8 @@ impl Shared {
                     }
                 },
                 failed @ (Outcome::GaveUp(_) | Outcome::Stopped) => {
-                    let mut rest = vec![(r, failed)];
-                    rest.extend(todo.drain(..).rev().map(|t| (t, Outcome::Stopped)));
+                    let mut rest = vec![(r, failed.clone())];
+                    rest.extend(todo.drain(..).rev().map(|t| (t, failed.clone())));
                     return rest;
                 }
             }
