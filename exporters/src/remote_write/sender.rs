@@ -326,8 +326,8 @@ impl Sender {
         }
         if token_expired(status.as_u16(), &body)
             && let Some(signer) = &self.signer
+            && signer.invalidate().await
         {
-            signer.invalidate().await;
             return Err(AttemptError::Retryable { retry_after, reason });
         }
         if status.is_server_error() || status.as_u16() == 429 {
@@ -480,6 +480,35 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("99999", now), Some(MAX_RETRY_AFTER));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn rejections_are_classified_by_aws_wording() {
+        let c = |status, body| Rejection::classify(status, body);
+        let skew = r#"{"message":"Signature expired: 20231114T221320Z is now earlier than 20231114T221823Z (20231114T222323Z - 5 min.)"}"#;
+        assert_eq!(c(403, skew), Rejection::ClockSkew);
+        assert_eq!(
+            c(403, "Signature not yet current: 20231114T223320Z is still later than"),
+            Rejection::ClockSkew
+        );
+        assert_eq!(
+            c(403, r#"{"message":"Credential should be scoped to a valid region. "}"#),
+            Rejection::WrongRegion
+        );
+        assert_eq!(
+            c(403, "The security token included in the request is invalid."),
+            Rejection::BadCredentials
+        );
+        assert_eq!(c(400, skew), Rejection::Other, "only a 403 is a SigV4 rejection");
+        assert_eq!(c(403, "forbidden"), Rejection::Other);
+        assert!(token_expired(
+            403,
+            r#"{"message":"The security token included in the request is expired"}"#
+        ));
+        assert!(!token_expired(
+            403,
+            "The security token included in the request is invalid."
+        ));
     }
 
     #[test]

@@ -107,10 +107,14 @@ impl Signer {
     }
 
     /// Forgets cached credentials, so the next signature loads fresh ones (the endpoint said the
-    /// token expired).
-    pub async fn invalidate(&self) {
-        if let Source::Chain { cached, .. } = &mut *self.source.lock().await {
-            *cached = None;
+    /// token expired). Returns false for fixed credentials, which nothing can refresh.
+    pub async fn invalidate(&self) -> bool {
+        match &mut *self.source.lock().await {
+            Source::Chain { cached, .. } => {
+                *cached = None;
+                true
+            }
+            Source::Static(_) => false,
         }
     }
 
