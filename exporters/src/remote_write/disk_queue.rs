@@ -4,7 +4,8 @@
 //! Layout: a directory of segment files named by a 20-digit sequence number (`…0001.seg`), each
 //! a run of records `[len: u32 LE][crc32 of payload: u32 LE][payload]`, where the payload is
 //! `[samples: u32 LE][series: u32 LE][snappy body]`. A `cursor` file holds the sequence number and
-//! offset of the first record not yet sent, so a restart does not resend what was delivered.
+//! offset of the first record not yet sent, so a restart does not resend what was delivered; it is
+//! replaced by rename, so a failed write keeps the previous cursor.
 //!
 //! Durability: every record is written with one `write` call, so a killed process loses nothing
 //! that was pushed. Segments are fsynced when they are rotated and when the queue is closed; a
@@ -30,6 +31,7 @@ const PAYLOAD_PREFIX: usize = 8;
 /// A record larger than this is treated as corruption (requests are bounded far below).
 const MAX_RECORD: u32 = 256 << 20;
 const CURSOR: &str = "cursor";
+const CURSOR_TMP: &str = "cursor.tmp";
 
 /// A disk queue failure, with the file involved.
 #[derive(Debug, thiserror::Error)]
@@ -352,8 +354,12 @@ impl DiskQueue {
             Some(s) => (s.seq, self.read_offset),
             None => (self.next_seq(), 0),
         };
+        // Written aside and renamed over, so a full disk or a kill mid-write leaves the previous
+        // cursor (some records sent again) rather than an empty one (everything sent again).
+        let tmp = self.dir.join(CURSOR_TMP);
+        fs::write(&tmp, format!("{seq} {off}\n")).map_err(io_err("cannot write", &tmp))?;
         let path = self.dir.join(CURSOR);
-        fs::write(&path, format!("{seq} {off}\n")).map_err(io_err("cannot write", &path))?;
+        fs::rename(&tmp, &path).map_err(io_err("cannot rename to", &path))?;
         Ok(())
     }
 
@@ -421,6 +427,28 @@ mod tests {
         }
         assert_eq!(got, (3..=10).collect::<Vec<_>>());
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_failed_cursor_write_keeps_the_previous_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = DiskQueue::open(dir.path(), 64 << 20).unwrap();
+        for i in 0..4 {
+            q.push(&req(i, 100)).unwrap();
+        }
+        q.peek().unwrap();
+        q.ack().unwrap();
+        // The next cursor cannot be written (as on a full disk).
+        fs::create_dir(dir.path().join(CURSOR_TMP)).unwrap();
+        q.peek().unwrap();
+        assert!(q.ack().is_err());
+        drop(q);
+        let q = DiskQueue::open(dir.path(), 64 << 20).unwrap();
+        assert_eq!(
+            q.records(),
+            3,
+            "the previous cursor holds: one record sent again, none lost"
+        );
     }
 
     #[test]
