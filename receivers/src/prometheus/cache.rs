@@ -8,9 +8,10 @@
 //! map. A cache belongs to one target and one config: a changed config builds a new receiver
 //! and therefore new caches, and [`SeriesCache::clear`] drops everything explicitly.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::BuildHasher;
 
+use hashbrown::HashTable;
 use nodetel_core::sample::stale_nan;
 use nodetel_core::{Batch, Labels, Sample};
 
@@ -50,10 +51,31 @@ impl BuildHasher for KeyHasher {
     }
 }
 
+fn key_hash(key: &[u8]) -> u64 {
+    KeyHasher.hash_one(key)
+}
+
+/// A cached series and its key; `key` is empty for a free slot.
+#[derive(Debug)]
+struct Slot {
+    key: Box<[u8]>,
+    entry: Entry,
+}
+
 /// The series cache of one target.
+///
+/// Entries live in a slab in the order they were first seen, indexed by a hash table of slot
+/// numbers. An exporter writes its series in the same order every scrape, so a lookup first
+/// compares the key with the slot after the previous hit: in the steady state that is the
+/// answer, and the scrape walks the slab front to back without hashing a key or touching the
+/// table, instead of one cache miss per series in a table spread over the heap.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
-    entries: HashMap<Box<[u8]>, Entry, KeyHasher>,
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// The slot the next lookup tries first.
+    next: usize,
     generation: u32,
     /// Every kept label set, to notice two exposed series that end up with the same labels
     /// (label order, or metric relabeling that merges them).
@@ -70,17 +92,20 @@ impl SeriesCache {
 
     /// Number of cached series (kept and dropped).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
     }
 
     /// Forgets every series (no staleness markers are written).
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.next = 0;
         self.kept.clear();
         self.collisions = false;
     }
@@ -94,21 +119,37 @@ impl SeriesCache {
     /// Starts a scrape.
     pub fn begin(&mut self) {
         self.generation = self.generation.wrapping_add(1);
+        self.next = 0;
+    }
+
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        if let Some(s) = self.slots.get(self.next)
+            && *s.key == *key
+            && !key.is_empty()
+        {
+            return Some(self.next);
+        }
+        let slots = &self.slots;
+        self.index
+            .find(key_hash(key), |&i| *slots[i as usize].key == *key)
+            .map(|&i| i as usize)
     }
 
     /// Looks up a series and marks it seen in this scrape.
     pub fn lookup(&mut self, key: &[u8], explicit_timestamp: bool) -> Lookup<'_> {
         let generation = self.generation;
-        match self.entries.get_mut(key) {
-            None => Lookup::Miss,
-            Some(e) if e.seen == generation => Lookup::Duplicate,
-            Some(e) => {
-                e.prev_seen = e.seen;
-                e.seen = generation;
-                e.explicit_timestamp = explicit_timestamp;
-                Lookup::Hit(e)
-            }
+        let Some(i) = self.find(key) else {
+            return Lookup::Miss;
+        };
+        self.next = i + 1;
+        let e = &mut self.slots[i].entry;
+        if e.seen == generation {
+            return Lookup::Duplicate;
         }
+        e.prev_seen = e.seen;
+        e.seen = generation;
+        e.explicit_timestamp = explicit_timestamp;
+        Lookup::Hit(e)
     }
 
     /// Caches a new series, seen in this scrape.
@@ -120,25 +161,49 @@ impl SeriesCache {
             self.collisions = true;
             self.kept = HashSet::new();
         }
-        self.entries.insert(
-            key.into(),
-            Entry {
-                labels,
-                seen: self.generation,
-                // Rolled back, a new entry reads as long gone: no marker, evicted at once.
-                prev_seen: self.generation.wrapping_sub(EVICT_AFTER + 1),
-                explicit_timestamp,
-            },
-        );
+        let entry = Entry {
+            labels,
+            seen: self.generation,
+            // Rolled back, a new entry reads as long gone: no marker, evicted at once.
+            prev_seen: self.generation.wrapping_sub(EVICT_AFTER + 1),
+            explicit_timestamp,
+        };
+        let hash = key_hash(key);
+        let slots = &self.slots;
+        if let Some(&i) = self.index.find(hash, |&i| *slots[i as usize].key == *key) {
+            // Only reachable for a key inserted twice without a lookup in between.
+            self.slots[i as usize].entry = entry;
+            self.next = i as usize + 1;
+            return;
+        }
+        let slot = Slot { key: key.into(), entry };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i as usize
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash, i as u32, |&j| key_hash(&slots[j as usize].key));
+        self.next = i + 1;
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().filter(|s| !s.key.is_empty()).map(|s| &s.entry)
     }
 
     /// Undoes the "seen" marks of a scrape that failed part way, so that it counts as a scrape
     /// that saw nothing.
     pub fn rollback(&mut self) {
         let generation = self.generation;
-        for e in self.entries.values_mut() {
-            if e.seen == generation {
-                e.seen = e.prev_seen;
+        for s in self.slots.iter_mut().filter(|s| !s.key.is_empty()) {
+            if s.entry.seen == generation {
+                s.entry.seen = s.entry.prev_seen;
             }
         }
     }
@@ -148,27 +213,55 @@ impl SeriesCache {
     pub fn finish(&mut self, timestamp_ms: i64, out: &mut Batch) {
         let generation = self.generation;
         let previous = generation.wrapping_sub(1);
-        let kept = &mut self.kept;
-        self.entries.retain(|_, e| {
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.key.is_empty() {
+                continue;
+            }
+            let e = &s.entry;
             if e.seen == previous
                 && !e.explicit_timestamp
                 && let Some(labels) = &e.labels
             {
                 out.push(labels.clone(), Sample::new(timestamp_ms, stale_nan()));
             }
-            let keep = generation.wrapping_sub(e.seen) <= EVICT_AFTER;
-            if !keep && let Some(labels) = &e.labels {
-                kept.remove(labels);
+            if generation.wrapping_sub(e.seen) <= EVICT_AFTER {
+                continue;
             }
-            keep
-        });
+            if let Some(labels) = &e.labels {
+                self.kept.remove(labels);
+            }
+            if let Ok(found) = self.index.find_entry(key_hash(&s.key), |&j| j as usize == i) {
+                found.remove();
+            }
+            s.key = Box::default();
+            s.entry.labels = None;
+            self.free.push(i as u32);
+        }
+        // Give the memory back once most of the slab is free (a target that shrank for good).
+        if self.free.len() > 1024 && self.free.len() > self.slots.len() / 2 {
+            self.compact();
+        }
+    }
+
+    /// Rebuilds the slab without its free slots, keeping the order of the live ones.
+    fn compact(&mut self) {
+        self.slots.retain(|s| !s.key.is_empty());
+        self.slots.shrink_to_fit();
+        self.free = Vec::new();
+        self.index.clear();
+        let slots = &self.slots;
+        for (i, s) in slots.iter().enumerate() {
+            self.index
+                .insert_unique(key_hash(&s.key), i as u32, |&j| key_hash(&slots[j as usize].key));
+        }
+        self.index.shrink_to_fit(|&j| key_hash(&slots[j as usize].key));
     }
 
     /// Appends a staleness marker for every kept series of the last scrape (the target went
     /// away), and starts a new generation so they are not marked twice.
     pub fn stale_all(&mut self, timestamp_ms: i64, out: &mut Batch) {
         let generation = self.generation;
-        for e in self.entries.values() {
+        for e in self.live() {
             if e.seen == generation
                 && !e.explicit_timestamp
                 && let Some(labels) = &e.labels
@@ -304,6 +397,74 @@ mod tests {
         assert!(c.has_collisions());
         c.clear();
         assert!(!c.has_collisions());
+    }
+
+    #[test]
+    fn lookups_find_series_in_any_order_and_after_slots_are_reused() {
+        let keys: Vec<String> = (0..3000).map(|i| format!("m_{i}")).collect();
+        let mut c = SeriesCache::new();
+        let mut out = Batch::new();
+        c.begin();
+        for k in &keys {
+            assert!(matches!(c.lookup(k.as_bytes(), false), Lookup::Miss));
+            c.insert(k.as_bytes(), Some(labels(k)), false);
+        }
+        c.finish(1, &mut out);
+        // Same order, reversed order, and a body that drops every third series for good.
+        for order in [false, true] {
+            c.begin();
+            let seq: Vec<&String> = if order {
+                keys.iter().rev().collect()
+            } else {
+                keys.iter().collect()
+            };
+            for k in seq {
+                match c.lookup(k.as_bytes(), false) {
+                    Lookup::Hit(e) => assert_eq!(e.labels, Some(labels(k))),
+                    other => panic!("{k}: expected a hit, got {other:?}"),
+                }
+                assert!(matches!(c.lookup(k.as_bytes(), false), Lookup::Duplicate));
+            }
+            c.finish(2, &mut out);
+        }
+        assert!(out.is_empty());
+        for _ in 0..=EVICT_AFTER {
+            c.begin();
+            for k in keys.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, k)| k) {
+                assert!(matches!(c.lookup(k.as_bytes(), false), Lookup::Hit(_)));
+            }
+            c.finish(3, &mut out);
+        }
+        assert_eq!(c.len(), 2000);
+        // New series take the freed slots; old and new are all found.
+        c.begin();
+        for (i, k) in keys.iter().enumerate() {
+            let k2 = format!("{k}_new");
+            if i % 3 == 0 {
+                assert!(matches!(c.lookup(k2.as_bytes(), false), Lookup::Miss));
+                c.insert(k2.as_bytes(), Some(labels(&k2)), false);
+                assert!(matches!(c.lookup(k.as_bytes(), false), Lookup::Miss), "{k} was evicted");
+            } else {
+                assert!(matches!(c.lookup(k.as_bytes(), false), Lookup::Hit(_)));
+            }
+        }
+        c.finish(4, &mut out);
+        assert_eq!(c.len(), 3000);
+        // A target that shrinks for good gives its slab back, and what is left still resolves.
+        let survivors: Vec<&String> = keys.iter().skip(1).step_by(3).take(10).collect();
+        for _ in 0..=EVICT_AFTER {
+            c.begin();
+            for k in &survivors {
+                assert!(matches!(c.lookup(k.as_bytes(), false), Lookup::Hit(_)));
+            }
+            c.finish(5, &mut out);
+        }
+        assert_eq!(c.len(), 10);
+        assert!(c.slots.len() < 100, "compacted to {} slots", c.slots.len());
+        c.begin();
+        for k in survivors.iter().rev() {
+            assert!(matches!(c.lookup(k.as_bytes(), false), Lookup::Hit(_)));
+        }
     }
 
     #[test]
