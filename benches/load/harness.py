@@ -59,6 +59,20 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def cpu_seconds_precise(pid):
+    """CPU time of the process's live threads in nanoseconds (/proc/<pid>/task/*/schedstat), which
+    resolves the small amounts a sender spends at a node's load; utime + stime are counted in
+    10 ms ticks. Falls back to /proc/<pid>/stat."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return cpu_seconds(pid)
+    return total / 1e9
+
+
 def status_kb(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -80,6 +94,19 @@ def wait_port(port, timeout=10.0):
                 return True
         time.sleep(0.05)
     return False
+
+
+def wait_free(ports, timeout=20.0):
+    """Waits until nothing listens on `ports` (a previous sender may still be shutting down)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        busy = False
+        for port in ports:
+            with socket.socket() as s:
+                busy = busy or s.connect_ex(("127.0.0.1", port)) == 0
+        if not busy:
+            return
+        time.sleep(0.2)
 
 
 def stop(proc, timeout=15):
@@ -186,6 +213,7 @@ service:
 
 def measure(name, bins, targets, interval, warmup, windows, window_s, level):
     """Runs one sender against the running targets and returns its row."""
+    wait_free([48888, 48429, 49090])
     work = tempfile.mkdtemp(prefix=f"load-{name}-")
     cmd, env = sender_command(name, bins, targets, interval, work)
     proc = subprocess.Popen(["taskset", "-c", SENDER_CORE] + cmd, env=env, cwd=work,
@@ -200,20 +228,24 @@ def measure(name, bins, targets, interval, warmup, windows, window_s, level):
         if proc.poll() is not None:
             with open(os.path.join(work, "stderr.log")) as f:
                 raise RuntimeError(f"{name} exited: {f.read()[-2000:]}")
-        prev = (time.time(), cpu_seconds(pid), sink_stats())
+        prev = (time.time(), cpu_seconds(pid), sink_stats(), cpu_seconds_precise(pid))
         rss, per = [], []
         for _ in range(windows):
             end = prev[0] + window_s
             while time.time() < end:
                 rss.append(status_kb(pid, "VmRSS"))
                 time.sleep(min(0.5, max(0.0, end - time.time())))
-            cur = (time.time(), cpu_seconds(pid), sink_stats())
-            dt, dcpu = cur[0] - prev[0], cur[1] - prev[1]
+            cur = (time.time(), cpu_seconds(pid), sink_stats(), cpu_seconds_precise(pid))
+            dt, dticks, dcpu = cur[0] - prev[0], cur[1] - prev[1], cur[3] - prev[3]
+            # Threads that exit take their schedstat with them; their time is still in stat.
+            if dcpu < dticks - 0.02:
+                dcpu = dticks
             a, b = prev[2], cur[2]
             ds = b["samples"] - a["samples"]
             per.append({
                 "rate": ds / dt,
                 "cpu_per_m": dcpu / (ds / 1e6) if ds else float("inf"),
+                "cpu_per_m_ticks": dticks / (ds / 1e6) if ds else float("inf"),
                 "cpu_frac": dcpu / dt,
                 "bytes_per_sample": (b["wire_bytes"] - a["wire_bytes"]) / ds if ds else 0.0,
                 "raw_bytes_per_sample": (b["raw_bytes"] - a["raw_bytes"]) / ds if ds else 0.0,
@@ -234,7 +266,8 @@ def measure(name, bins, targets, interval, warmup, windows, window_s, level):
     row.update({
         "delivered_samples_per_s": round(rate),
         "cpu_s_per_million": round(med("cpu_per_m"), 3),
-        "cpu_cores": round(med("cpu_frac"), 3),
+        "cpu_s_per_million_from_stat": round(med("cpu_per_m_ticks"), 3),
+        "cpu_cores": round(med("cpu_frac"), 4),
         "steady_rss_mb": round(statistics.median(rss) / 1024, 1) if rss else 0.0,
         "bytes_per_sample": round(med("bytes_per_sample"), 2),
         "uncompressed_bytes_per_sample": round(med("raw_bytes_per_sample"), 1),
@@ -548,6 +581,8 @@ def main():
     ap.add_argument("--nodetel", default=os.path.join(ROOT, "target", "release", "nodetel"))
     ap.add_argument("--loadgen", default=os.path.join(ROOT, "target", "release", "nodetel-loadgen"))
     args = ap.parse_args()
+    # Stopping the harness stops what it started (the `finally` blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bins = {"nodetel": args.nodetel, "vmagent": shutil.which("vmagent") or "/usr/bin/vmagent",
             "prometheus": shutil.which("prometheus") or "/usr/bin/prometheus",
             "node_exporter": shutil.which("prometheus-node-exporter") or shutil.which("node_exporter") or ""}
