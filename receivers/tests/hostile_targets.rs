@@ -444,7 +444,7 @@ async fn a_million_series_target_fails_at_sample_limit_and_the_others_stay_on_ti
     );
     let worst_gap = good_up.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
     assert!(
-        worst_gap <= 600,
+        worst_gap <= 1000,
         "the good target waited {worst_gap} ms between scrapes"
     );
     let fine = samples_of(&seen, &format!(r#"fine{{i="49",instance="{}",job="good"}}"#, good.addr));
