@@ -3,13 +3,14 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -64,8 +65,23 @@ pub async fn bind(addr: &str) -> Result<TcpListener, BindError> {
     })
 }
 
+/// How long a connection may take to send a request's headers (and how long an idle kept-alive
+/// connection stays open): a client that connects and says nothing must not hold a task and a
+/// descriptor forever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `handler` on `listener` until `shutdown` fires. Only GET and HEAD are answered.
 pub fn serve(listener: TcpListener, handler: Handler, shutdown: CancellationToken) -> JoinHandle<()> {
+    serve_with_timeout(listener, handler, shutdown, HEADER_READ_TIMEOUT)
+}
+
+/// [`serve`] with another header read timeout.
+pub fn serve_with_timeout(
+    listener: TcpListener,
+    handler: Handler,
+    shutdown: CancellationToken,
+    header_timeout: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let (stream, _peer): (_, SocketAddr) = tokio::select! {
@@ -101,13 +117,69 @@ pub fn serve(listener: TcpListener, handler: Handler, shutdown: CancellationToke
             tokio::spawn(async move {
                 let conn = http1::Builder::new()
                     .max_buf_size(64 * 1024)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
                     .serve_connection(TokioIo::new(stream), service);
                 tokio::pin!(conn);
                 tokio::select! {
                     _ = conn.as_mut() => {}
-                    _ = conn_shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+                    _ = conn_shutdown.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
                 }
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn server(timeout: Duration) -> (SocketAddr, CancellationToken) {
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler: Handler = Arc::new(|_, path| Response::ok("text/plain", format!("{path}\n")));
+        let shutdown = CancellationToken::new();
+        serve_with_timeout(listener, handler, shutdown.clone(), timeout);
+        (addr, shutdown)
+    }
+
+    async fn answer(stream: &mut tokio::net::TcpStream) -> String {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_cut_off_and_others_are_served() {
+        let (addr, shutdown) = server(Duration::from_millis(300)).await;
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        silent.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut other = tokio::net::TcpStream::connect(addr).await.unwrap();
+        other
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(answer(&mut other).await.ends_with("/health\n"));
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the half-sent request is still held after 5 s");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn only_get_and_head_are_answered() {
+        let (addr, shutdown) = server(HEADER_READ_TIMEOUT).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(answer(&mut s).await.starts_with("HTTP/1.1 405"));
+        shutdown.cancel();
+    }
 }
