@@ -241,6 +241,11 @@ impl SeriesCache {
         if self.free.len() > 1024 && self.free.len() > self.slots.len() / 2 {
             self.compact();
         }
+        // Growing by doubling leaves up to half the slab unused after the first scrape.
+        let len = self.slots.len();
+        if self.slots.capacity() > len + len / 4 + 16 {
+            self.slots.shrink_to(len + len / 8);
+        }
     }
 
     /// Rebuilds the slab without its free slots, keeping the order of the live ones.
