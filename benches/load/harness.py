@@ -32,8 +32,9 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TICK = os.sysconf("SC_CLK_TCK")
-SINK_PORT = 40991
-TARGET_PORT = 41000
+# Below the kernel's ephemeral range (32768 and up), so no outgoing connection holds one.
+SINK_PORT = 19991
+TARGET_PORT = 20000
 SENDER_CORE = "0"
 LOAD_CORE = "1"
 # Every scrape of a target also yields up, scrape_duration_seconds, scrape_samples_scraped,
@@ -174,9 +175,10 @@ exporters:
     auth: {{authenticator: sigv4auth}}
 extensions:
   sigv4auth: {{region: us-east-1, service: aps}}
+  health_check: {{endpoint: "127.0.0.1:19133"}}
 service:
-  extensions: [sigv4auth]
-  telemetry: {{metrics: {{address: "127.0.0.1:48888"}}}}
+  extensions: [sigv4auth, health_check]
+  telemetry: {{metrics: {{address: "127.0.0.1:19888"}}}}
   pipelines:
     metrics: {{receivers: [prometheus], exporters: [prometheusremotewrite]}}
 """
@@ -191,7 +193,7 @@ service:
         with open(path, "w") as f:
             f.write(scrape_yaml(targets, interval))
         cmd = [bins["vmagent"], f"-promscrape.config={path}", f"-remoteWrite.url={sink_url()}",
-               f"-remoteWrite.tmpDataPath={os.path.join(work, 'vmagent-data')}", "-httpListenAddr=127.0.0.1:48429",
+               f"-remoteWrite.tmpDataPath={os.path.join(work, 'vmagent-data')}", "-httpListenAddr=127.0.0.1:19429",
                "-remoteWrite.aws.useSigv4=true", "-remoteWrite.aws.region=us-east-1",
                f"-remoteWrite.aws.accessKey={FAKE_KEY}", f"-remoteWrite.aws.secretKey={FAKE_SECRET}",
                "-remoteWrite.aws.service=aps", "-loggerLevel=ERROR"]
@@ -206,14 +208,27 @@ service:
             f.write(f"remote_write:\n  - url: {sink_url()}\n"
                     f"    sigv4: {{region: us-east-1, access_key: {FAKE_KEY}, secret_key: {FAKE_SECRET}}}\n")
         return [bins["prometheus"], "--enable-feature=agent", f"--config.file={path}",
-                f"--storage.agent.path={os.path.join(work, 'agent-data')}", "--web.listen-address=127.0.0.1:49090",
+                f"--storage.agent.path={os.path.join(work, 'agent-data')}", "--web.listen-address=127.0.0.1:19190",
                 "--log.level=error"], env
     raise ValueError(name)
 
 
+LOADGEN_PIDS = []
+
+
+def loadgen_cpu():
+    total = 0.0
+    for pid in LOADGEN_PIDS:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            pass
+    return total
+
+
 def measure(name, bins, targets, interval, warmup, windows, window_s, level):
     """Runs one sender against the running targets and returns its row."""
-    wait_free([48888, 48429, 49090])
+    wait_free([19888, 19429, 19190, 19133])
     work = tempfile.mkdtemp(prefix=f"load-{name}-")
     cmd, env = sender_command(name, bins, targets, interval, work)
     proc = subprocess.Popen(["taskset", "-c", SENDER_CORE] + cmd, env=env, cwd=work,
@@ -228,14 +243,15 @@ def measure(name, bins, targets, interval, warmup, windows, window_s, level):
         if proc.poll() is not None:
             with open(os.path.join(work, "stderr.log")) as f:
                 raise RuntimeError(f"{name} exited: {f.read()[-2000:]}")
-        prev = (time.time(), cpu_seconds(pid), sink_stats(), cpu_seconds_precise(pid))
+        LOADGEN_PIDS[1:] = [targets.proc.pid]
+        prev = (time.time(), cpu_seconds(pid), sink_stats(), cpu_seconds_precise(pid), loadgen_cpu())
         rss, per = [], []
         for _ in range(windows):
             end = prev[0] + window_s
             while time.time() < end:
                 rss.append(status_kb(pid, "VmRSS"))
                 time.sleep(min(0.5, max(0.0, end - time.time())))
-            cur = (time.time(), cpu_seconds(pid), sink_stats(), cpu_seconds_precise(pid))
+            cur = (time.time(), cpu_seconds(pid), sink_stats(), cpu_seconds_precise(pid), loadgen_cpu())
             dt, dticks, dcpu = cur[0] - prev[0], cur[1] - prev[1], cur[3] - prev[3]
             # Threads that exit take their schedstat with them; their time is still in stat.
             if dcpu < dticks - 0.02:
@@ -247,6 +263,7 @@ def measure(name, bins, targets, interval, warmup, windows, window_s, level):
                 "cpu_per_m": dcpu / (ds / 1e6) if ds else float("inf"),
                 "cpu_per_m_ticks": dticks / (ds / 1e6) if ds else float("inf"),
                 "cpu_frac": dcpu / dt,
+                "loadgen_frac": (cur[4] - prev[4]) / dt,
                 "bytes_per_sample": (b["wire_bytes"] - a["wire_bytes"]) / ds if ds else 0.0,
                 "raw_bytes_per_sample": (b["raw_bytes"] - a["raw_bytes"]) / ds if ds else 0.0,
                 "max_lag_s": b["max_lag_ms"] / 1000,
@@ -268,6 +285,8 @@ def measure(name, bins, targets, interval, warmup, windows, window_s, level):
         "cpu_s_per_million": round(med("cpu_per_m"), 3),
         "cpu_s_per_million_from_stat": round(med("cpu_per_m_ticks"), 3),
         "cpu_cores": round(med("cpu_frac"), 4),
+        # Targets + sink on the other core; near 1.0 the load generator, not the sender, is the limit.
+        "loadgen_cores": round(med("loadgen_frac"), 3),
         "steady_rss_mb": round(statistics.median(rss) / 1024, 1) if rss else 0.0,
         "bytes_per_sample": round(med("bytes_per_sample"), 2),
         "uncompressed_bytes_per_sample": round(med("raw_bytes_per_sample"), 1),
@@ -285,7 +304,8 @@ def measure(name, bins, targets, interval, warmup, windows, window_s, level):
     row["kept_up"] = bool(rate >= 0.95 * offered and row["scrape_duration_max_s"] < interval
                           and row["max_lag_s"] < max(10.0, 3 * interval))
     log(f"{level:12} {name:17} offered {offered:>11,.0f}/s delivered {rate:>11,.0f}/s "
-        f"cpu {row['cpu_s_per_million']:7.3f} s/M rss {row['steady_rss_mb']:7.1f} MB "
+        f"cpu {row['cpu_s_per_million']:7.3f} s/M ({row['cpu_cores']:.2f} cores, loadgen {row['loadgen_cores']:.2f}) "
+        f"rss {row['steady_rss_mb']:7.1f} MB "
         f"(peak {row['peak_rss_mb']}) {row['bytes_per_sample']:5.2f} B/sample lag {row['max_lag_s']} s "
         f"{'ok' if row['kept_up'] else 'BEHIND'}")
     return row
@@ -310,12 +330,19 @@ def saturation(bins, loadgen, senders, steps, series, quick):
 
         def attempt(rate_m):
             count = max(1, round(rate_m * 1e6 / (series + SYNTHETIC)))
-            targets = Targets(loadgen, count, series)
+            targets = None
             try:
+                targets = Targets(loadgen, count, series)
                 warm = 4 + count * series / 4e5
                 r = measure(s, bins, targets, interval, warm, 2 if quick else 3, 2, "saturation")
+            except (RuntimeError, SystemExit, OSError) as e:
+                log(f"saturation   {s:17} step {rate_m} M/s failed: {e}")
+                r = {"level": "saturation", "sender": s, "targets": count, "series_per_target": series,
+                     "offered_samples_per_s": round(count * (series + SYNTHETIC)), "delivered_samples_per_s": 0,
+                     "kept_up": False, "error": str(e)[:300]}
             finally:
-                targets.close()
+                if targets:
+                    targets.close()
             r["step_m"] = rate_m
             rows.append(r)
             tried.append(r)
@@ -364,6 +391,8 @@ def add_ratios(rows):
     by = {(r["level"], r["sender"]): r for r in rows}
     for r in rows:
         base = by.get((r["level"], BASELINE))
+        if r["level"] == "saturation" or "error" in r:
+            continue
         for k in ("cpu_s_per_million", "steady_rss_mb", "peak_rss_mb", "bytes_per_sample"):
             r[f"{k}_vs_vmagent"] = round(ratio(r[k], base[k]), 3) if base else None
 
@@ -374,9 +403,12 @@ def table(rows, best):
     out.append(head)
     out.append("-" * len(head))
     for r in rows:
+        if "error" in r:
+            out.append(f"{r['level']:11} {r['sender']:17} failed: {r['error'][:80]}")
+            continue
         cells = " ".join(f"{fmt.format(r[k]):>13}" for k, _, fmt in COLUMNS)
         out.append(f"{r['level']:11} {r['sender']:17} {cells}  {'yes' if r['kept_up'] else 'NO':>7}  "
-                   f"{r['cpu_s_per_million_vs_vmagent'] or 0:6.2f}  {r['steady_rss_mb_vs_vmagent'] or 0:6.2f}")
+                   f"{r.get('cpu_s_per_million_vs_vmagent') or 0:6.2f}  {r.get('steady_rss_mb_vs_vmagent') or 0:6.2f}")
     out.append("")
     base = best.get(BASELINE, {}).get("sustained_samples_per_s", 0)
     out.append("saturation on one core (1 s interval, highest load kept up):")
@@ -483,6 +515,7 @@ def load_scenario(args, bins, loadgen):
                             stderr=subprocess.DEVNULL)
     if not wait_port(SINK_PORT):
         raise SystemExit("sink did not start")
+    LOADGEN_PIDS[:] = [sink.pid]
     started = time.time()
     info = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "versions": versions(bins),
             "command": " ".join(["benches/load/run.sh"] + sys.argv[1:])}
