@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 server for read-only endpoints (`/metrics`, health), on hyper.
+//! A small HTTP/1.1 server for read-only endpoints (`/metrics`, health), on hyper, in plain text
+//! or over TLS (see [`crate::tls`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -82,9 +83,31 @@ pub fn serve_with_timeout(
     shutdown: CancellationToken,
     header_timeout: Duration,
 ) -> JoinHandle<()> {
+    serve_with(listener, handler, shutdown, header_timeout, None)
+}
+
+/// [`serve`] over TLS: each connection completes its handshake (within
+/// [`crate::tls::HANDSHAKE_TIMEOUT`]) before its request is read; a failed handshake (no or a
+/// wrong client certificate when one is required) closes the connection and is logged at debug.
+pub fn serve_tls(
+    listener: TcpListener,
+    handler: Handler,
+    shutdown: CancellationToken,
+    tls: crate::tls::TlsAcceptor,
+) -> JoinHandle<()> {
+    serve_with(listener, handler, shutdown, HEADER_READ_TIMEOUT, Some(tls))
+}
+
+fn serve_with(
+    listener: TcpListener,
+    handler: Handler,
+    shutdown: CancellationToken,
+    header_timeout: Duration,
+    tls: Option<crate::tls::TlsAcceptor>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let (stream, _peer): (_, SocketAddr) = tokio::select! {
+            let (stream, peer): (_, SocketAddr) = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
@@ -114,23 +137,38 @@ pub fn serve_with_timeout(
                 }
             });
             let conn_shutdown = shutdown.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let conn = http1::Builder::new()
-                    .max_buf_size(64 * 1024)
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = conn_shutdown.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
+                match tls {
+                    None => serve_connection(stream, service, header_timeout, conn_shutdown).await,
+                    Some(acceptor) => match crate::tls::handshake(&acceptor, stream).await {
+                        Ok(stream) => serve_connection(stream, service, header_timeout, conn_shutdown).await,
+                        Err(error) => tracing::debug!(%peer, %error, "TLS handshake refused."),
+                    },
                 }
             });
         }
     })
+}
+
+async fn serve_connection<IO, S>(stream: IO, service: S, header_timeout: Duration, shutdown: CancellationToken)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<Full<Bytes>>, Error = Infallible>,
+{
+    let conn = http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 #[cfg(test)]

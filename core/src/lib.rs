@@ -7,6 +7,7 @@
 //! - [`runtime`]: the graph of components, run with bounded queues and supervision.
 //! - [`telemetry`]: the self-metrics registry; [`http`]: the tiny server behind `/metrics`.
 //! - [`exposition`]: the Prometheus text format writer.
+//! - [`tls`]: server TLS (certificates, client authentication) for listeners beyond loopback.
 #![deny(missing_docs)]
 
 pub mod batch;
@@ -20,6 +21,7 @@ pub mod metadata;
 pub mod runtime;
 pub mod sample;
 pub mod telemetry;
+pub mod tls;
 
 pub use batch::{Batch, Series};
 pub use component::{

@@ -2,7 +2,8 @@
 //! `/metrics` (default `127.0.0.1:9464`), as otelcol's prometheus exporter does.
 //!
 //! Series that stop arriving expire after `metric_expiration`; a staleness marker removes a
-//! series at once.
+//! series at once. With `tls:` the endpoint is served over HTTPS, and with `tls.client_ca_file`
+//! only to scrapers that present a client certificate signed by that CA.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use nodetel_core::config::{BuildContext, ExporterConfig, FieldError, Validate};
 use nodetel_core::exposition::{TEXT_CONTENT_TYPE, TextWriter};
 use nodetel_core::http::{Handler, Response};
 use nodetel_core::labels::is_valid_label_name;
+use nodetel_core::tls::ServerTlsConfig;
 use nodetel_core::{Batch, BoxError, CancellationToken, ExportError, Exporter, Labels, MetricMetadata};
 use serde::Deserialize;
 use tokio_util::sync::DropGuard;
@@ -30,6 +32,8 @@ pub struct PrometheusConfig {
     /// How long a series is served after its last update. Default 5m.
     #[serde(deserialize_with = "nodetel_core::config::duration::deserialize")]
     pub metric_expiration: Duration,
+    /// Serve over TLS (and require client certificates with `client_ca_file`). Default off.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl Default for PrometheusConfig {
@@ -39,6 +43,7 @@ impl Default for PrometheusConfig {
             const_labels: BTreeMap::new(),
             send_timestamps: false,
             metric_expiration: Duration::from_secs(300),
+            tls: None,
         }
     }
 }
@@ -70,6 +75,9 @@ impl Validate for PrometheusConfig {
                 "must be greater than 0, for example 5m",
             ));
         }
+        if let Some(tls) = &self.tls {
+            errors.extend(tls.validate_at("tls"));
+        }
         errors
     }
 }
@@ -77,15 +85,31 @@ impl Validate for PrometheusConfig {
 impl ExporterConfig for PrometheusConfig {
     const TYPE: &'static str = "prometheus";
 
-    fn build(&self, _cx: &BuildContext) -> Result<Box<dyn Exporter>, BoxError> {
+    fn build(&self, cx: &BuildContext) -> Result<Box<dyn Exporter>, BoxError> {
+        let acceptor = match &self.tls {
+            Some(tls) => Some(
+                tls.acceptor(&[b"http/1.1"])
+                    .map_err(|e| format!("prometheus exporter tls: {e}"))?,
+            ),
+            None => None,
+        };
         let listener = std::net::TcpListener::bind(&self.endpoint)
             .map_err(|e| format!("cannot listen on {}: {e}", self.endpoint))?;
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        nodetel_core::tls::warn_if_exposed(
+            &format!("exporters.{}", cx.id),
+            listener.local_addr()?,
+            self.tls.is_some(),
+        );
         let exporter = PrometheusExporter::new(self)?;
         let stop = CancellationToken::new();
-        nodetel_core::http::serve(listener, exporter.handler(), stop.clone());
-        tracing::info!(endpoint = %self.endpoint, "Serving metrics for scraping.");
+        let tls = acceptor.is_some();
+        match acceptor {
+            Some(acceptor) => nodetel_core::http::serve_tls(listener, exporter.handler(), stop.clone(), acceptor),
+            None => nodetel_core::http::serve(listener, exporter.handler(), stop.clone()),
+        };
+        tracing::info!(endpoint = %self.endpoint, tls, "Serving metrics for scraping.");
         Ok(Box::new(ServingExporter {
             inner: exporter,
             _server: stop.drop_guard(),

@@ -4,19 +4,23 @@
 //! otlp:
 //!   protocols:
 //!     grpc: {endpoint: "127.0.0.1:4317"}
-//!     http: {endpoint: "127.0.0.1:4318"}
+//!     http:
+//!       endpoint: "0.0.0.0:4318"
+//!       tls: {cert_file: server.pem, key_file: server-key.pem, client_ca_file: clients-ca.pem}
 //!   add_metric_suffixes: true
 //!   resource_to_telemetry_conversion: {enabled: false}
 //! ```
 //!
 //! A protocol is served when its key is present (`grpc:` with no value takes the defaults). With no
 //! `protocols` section both are served on loopback: training scripts run on the node itself, so
-//! nothing is exposed to the network unless the config says so.
+//! nothing is exposed to the network unless the config says so, and a protocol that listens
+//! beyond loopback should have `tls` with `client_ca_file` (see `nodetel_core::tls`).
 
 use std::net::SocketAddr;
 
 use nodetel_core::component::{BoxError, Receiver};
 use nodetel_core::config::{BuildContext, FieldError, ReceiverConfig, Validate};
+use nodetel_core::tls::ServerTlsConfig;
 use serde::{Deserialize, Deserializer};
 
 /// Largest request body accepted by default, on both protocols, before and after decompression.
@@ -90,6 +94,8 @@ pub struct GrpcConfig {
     pub endpoint: String,
     /// Largest message accepted, in MiB (after decompression). Default 4.
     pub max_recv_msg_size_mib: usize,
+    /// Serve over TLS (and require client certificates with `client_ca_file`). Default off.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl Default for GrpcConfig {
@@ -97,6 +103,7 @@ impl Default for GrpcConfig {
         GrpcConfig {
             endpoint: "127.0.0.1:4317".into(),
             max_recv_msg_size_mib: DEFAULT_MAX_BODY_BYTES / (1024 * 1024),
+            tls: None,
         }
     }
 }
@@ -109,6 +116,8 @@ pub struct HttpConfig {
     pub endpoint: String,
     /// Largest body accepted, in bytes, both as sent and after gzip decompression. Default 4 MiB.
     pub max_request_body_size: usize,
+    /// Serve over TLS (and require client certificates with `client_ca_file`). Default off.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -116,6 +125,7 @@ impl Default for HttpConfig {
         HttpConfig {
             endpoint: "127.0.0.1:4318".into(),
             max_request_body_size: DEFAULT_MAX_BODY_BYTES,
+            tls: None,
         }
     }
 }
@@ -165,6 +175,9 @@ impl Validate for OtlpConfig {
                     "must be at least 1 (MiB); the default is 4",
                 ));
             }
+            if let Some(tls) = &g.tls {
+                errors.extend(tls.validate_at("protocols.grpc.tls"));
+            }
         }
         if let Some(h) = &p.http {
             check_endpoint("protocols.http.endpoint", &h.endpoint, &mut errors);
@@ -173,6 +186,9 @@ impl Validate for OtlpConfig {
                     "protocols.http.max_request_body_size",
                     "must be more than 0 bytes; the default is 4194304 (4 MiB)",
                 ));
+            }
+            if let Some(tls) = &h.tls {
+                errors.extend(tls.validate_at("protocols.http.tls"));
             }
         }
         if let (Some(g), Some(h)) = (&p.grpc, &p.http)
@@ -236,7 +252,8 @@ mod tests {
             Protocols {
                 grpc: Some(GrpcConfig {
                     endpoint: "0.0.0.0:4317".into(),
-                    max_recv_msg_size_mib: 16
+                    max_recv_msg_size_mib: 16,
+                    tls: None,
                 }),
                 http: None,
             }

@@ -1,6 +1,7 @@
 //! OTLP/HTTP: `POST /v1/metrics` with a protobuf or JSON body, optionally gzip-compressed, on
 //! hyper (HTTP/1.1). Errors are answered as the OTLP spec says, with a `google.rpc.Status` body in
-//! the request's encoding; each one is counted as an error of the receiver.
+//! the request's encoding; each one is counted as an error of the receiver, and so is each failed
+//! TLS handshake when the protocol is served over TLS.
 
 use std::convert::Infallible;
 use std::io::Read;
@@ -14,12 +15,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use nodetel_core::CancellationToken;
+use nodetel_core::tls::TlsAcceptor;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 use tokio::net::TcpListener;
 
 use super::ingest::Ingest;
-use super::sender::Connection;
+use super::sender::{Connection, Io, TrackedStream};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -270,6 +272,7 @@ pub(crate) async fn serve(
     local: std::net::SocketAddr,
     ingest: Arc<Ingest>,
     max_body: usize,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -287,6 +290,7 @@ pub(crate) async fn serve(
         let ingest = ingest.clone();
         let telemetry = ingest.telemetry().clone();
         let connection = Connection::new(peer, local, ingest.identify_senders());
+        let connection_for_stream = connection.clone();
         let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let served_here = served.clone();
         let service = service_fn(move |req| {
@@ -295,7 +299,21 @@ pub(crate) async fn serve(
             async move { Ok::<_, Infallible>(handle(req, &ingest, &connection, max_body).await) }
         });
         let conn_shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let io = match tls {
+                None => Io::Plain(stream),
+                Some(acceptor) => match nodetel_core::tls::handshake(&acceptor, stream).await {
+                    Ok(tls) => Io::Tls(Box::new(tls)),
+                    Err(error) => {
+                        // No or a wrong client certificate when one is required, or no TLS at all.
+                        telemetry.add_error();
+                        tracing::debug!(%peer, %error, "OTLP/HTTP TLS handshake refused.");
+                        return;
+                    }
+                },
+            };
+            let stream = TrackedStream::new(io, connection_for_stream);
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(READ_TIMEOUT)

@@ -17,6 +17,11 @@
 //!   cannot be translated (exponential histograms, out-of-order delta points) are counted as
 //!   discarded (`rejected`) and reported back in the OTLP partial-success response.
 //! - At most 200,000 series are tracked at once; points of further new series are rejected.
+//! - With `tls` a protocol is served over TLS, and with `tls.client_ca_file` only to clients
+//!   with a certificate from that CA; a failed handshake is counted in `errors`. A gRPC client
+//!   gets 10 s for the handshake and then 10 s to send the HTTP/2 preface; an established gRPC
+//!   connection that stops answering keepalive pings (every 60 s, 20 s to answer) is closed.
+//! - A protocol bound beyond loopback without `tls` is served, with a warning at start.
 
 mod attributes;
 mod config;
@@ -31,6 +36,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use nodetel_core::component::{BoxError, Receiver, ReceiverContext};
+use nodetel_core::tls::ServerTlsConfig;
 
 pub use config::{DEFAULT_MAX_BODY_BYTES, GrpcConfig, HttpConfig, OtlpConfig, Protocols, ResourceToTelemetry};
 
@@ -79,6 +85,24 @@ async fn listen(protocol: &'static str, endpoint: &str) -> Result<tokio::net::Tc
         })
 }
 
+fn tls_acceptor(
+    protocol: &str,
+    tls: Option<&ServerTlsConfig>,
+    alpn: &[&[u8]],
+) -> Result<Option<nodetel_core::tls::TlsAcceptor>, BoxError> {
+    match tls {
+        None => Ok(None),
+        Some(t) => t
+            .acceptor(alpn)
+            .map(Some)
+            .map_err(|e| format!("otlp receiver protocols.{protocol}.tls: {e}").into()),
+    }
+}
+
+fn warn_if_exposed(cx: &ReceiverContext, protocol: &str, local: std::net::SocketAddr, tls: bool) {
+    nodetel_core::tls::warn_if_exposed(&format!("receivers.{}.protocols.{protocol}", cx.id), local, tls);
+}
+
 #[async_trait]
 impl Receiver for OtlpReceiver {
     async fn run(&mut self, cx: ReceiverContext) -> Result<(), BoxError> {
@@ -87,36 +111,46 @@ impl Receiver for OtlpReceiver {
             cx.output.clone(),
             self.config.identify_local_senders,
         ));
-        // Bind both before serving either, so a taken port fails the start as a whole.
+        // Load certificates and bind both before serving either, so a bad file or a taken port
+        // fails the start as a whole.
         let grpc = match &self.config.protocols.grpc {
             Some(g) => Some((
                 listen("gRPC", &g.endpoint).await?,
                 g.max_recv_msg_size_mib * 1024 * 1024,
+                tls_acceptor("grpc", g.tls.as_ref(), &[b"h2"])?,
+                g.tls.is_some(),
             )),
             None => None,
         };
         let http = match &self.config.protocols.http {
-            Some(h) => Some((listen("HTTP", &h.endpoint).await?, h.max_request_body_size)),
+            Some(h) => Some((
+                listen("HTTP", &h.endpoint).await?,
+                h.max_request_body_size,
+                tls_acceptor("http", h.tls.as_ref(), &[b"http/1.1"])?,
+                h.tls.is_some(),
+            )),
             None => None,
         };
         let stop = cx.shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
-        if let Some((listener, max)) = grpc {
-            tracing::info!(endpoint = ?listener.local_addr().ok(), "OTLP/gRPC receiver listening.");
-            let (ingest, stop) = (ingest.clone(), stop.clone());
+        if let Some((listener, max, tls, tls_on)) = grpc {
             let local = listener.local_addr()?;
+            tracing::info!(endpoint = %local, tls = tls_on, "OTLP/gRPC receiver listening.");
+            warn_if_exposed(&cx, "grpc", local, tls_on);
+            let (ingest, stop) = (ingest.clone(), stop.clone());
             tasks.spawn(async move {
-                grpc::serve(listener, local, ingest, max, stop)
+                grpc::serve(listener, local, ingest, max, tls, grpc::Timeouts::default(), stop)
                     .await
                     .map_err(|e| BoxError::from(format!("otlp receiver gRPC server failed: {e}")))
             });
         }
-        if let Some((listener, max)) = http {
-            tracing::info!(endpoint = ?listener.local_addr().ok(), "OTLP/HTTP receiver listening.");
-            let (ingest, stop) = (ingest.clone(), stop.clone());
+        if let Some((listener, max, tls, tls_on)) = http {
             let local = listener.local_addr()?;
+            tracing::info!(endpoint = %local, tls = tls_on, "OTLP/HTTP receiver listening.");
+            warn_if_exposed(&cx, "http", local, tls_on);
+            let (ingest, stop) = (ingest.clone(), stop.clone());
             tasks.spawn(async move {
-                http::serve(listener, local, ingest, max, stop).await;
+                http::serve(listener, local, ingest, max, tls, stop).await;
                 Ok(())
             });
         }

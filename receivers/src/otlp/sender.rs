@@ -5,11 +5,16 @@
 //! and rank. The lookup walks `/proc` (see `nodetel_host::procfs::tcp`), so it runs on the
 //! blocking pool, only for loopback peers, and at most once per connection: SDKs keep their
 //! connection open between exports.
+//!
+//! [`TrackedStream`] is the connection as the servers see it: plain or TLS, carrying its
+//! [`Connection`], and with a deadline for the HTTP/2 preface.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use nodetel_core::telemetry::ComponentTelemetry;
+use std::future::Future;
 use tokio::sync::OnceCell;
 
 /// One accepted connection and, once asked, the pid of the process that opened it.
@@ -68,16 +73,54 @@ async fn lookup(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
     }
 }
 
-/// A TCP stream that carries its [`Connection`], so tonic hands it to each request as an
-/// extension.
+/// What an accepted connection reads and writes: plain TCP, or TLS over it.
+pub(crate) enum Io {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<nodetel_core::tls::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Bytes a gRPC client sends first (`PRI * HTTP/2.0...`): until they have all arrived the
+/// connection is not yet HTTP/2, so neither hyper's header timeouts nor HTTP/2 keepalive pings
+/// apply, and a client that stays silent would hold it forever.
+const HTTP2_PREFACE_LEN: usize = 24;
+
+/// A deadline for a connection's first bytes.
+struct Preface {
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    left: usize,
+    on_expiry: Option<Arc<ComponentTelemetry>>,
+}
+
+/// A connection that carries its [`Connection`], so tonic hands it to each request as an
+/// extension, and that fails its reads once a client has not sent the HTTP/2 preface in time.
 pub(crate) struct TrackedStream {
-    stream: tokio::net::TcpStream,
+    io: Io,
     connection: Arc<Connection>,
+    preface: Option<Preface>,
 }
 
 impl TrackedStream {
-    pub(crate) fn new(stream: tokio::net::TcpStream, connection: Arc<Connection>) -> TrackedStream {
-        TrackedStream { stream, connection }
+    pub(crate) fn new(io: Io, connection: Arc<Connection>) -> TrackedStream {
+        TrackedStream {
+            io,
+            connection,
+            preface: None,
+        }
+    }
+
+    /// Fails reads after `timeout` unless the HTTP/2 preface has arrived by then; the expiry is
+    /// counted as an error on `telemetry`.
+    pub(crate) fn with_preface_deadline(
+        mut self,
+        timeout: std::time::Duration,
+        telemetry: Arc<ComponentTelemetry>,
+    ) -> TrackedStream {
+        self.preface = Some(Preface {
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            left: HTTP2_PREFACE_LEN,
+            on_expiry: Some(telemetry),
+        });
+        self
     }
 }
 
@@ -89,49 +132,90 @@ impl tonic::transport::server::Connected for TrackedStream {
     }
 }
 
+macro_rules! io {
+    ($self:expr, $s:ident => $e:expr) => {
+        match &mut $self.io {
+            Io::Plain($s) => {
+                let $s = std::pin::Pin::new($s);
+                $e
+            }
+            Io::Tls($s) => {
+                let $s = std::pin::Pin::new($s.as_mut());
+                $e
+            }
+        }
+    };
+}
+
 impl tokio::io::AsyncRead for TrackedStream {
     fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        if let Some(p) = &mut this.preface
+            && p.deadline.as_mut().poll(cx).is_ready()
+        {
+            if let Some(telemetry) = p.on_expiry.take() {
+                telemetry.add_error();
+                tracing::debug!(peer = %this.connection.peer, "OTLP/gRPC client sent no HTTP/2 preface in time; closing.");
+            }
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no HTTP/2 preface in time",
+            )));
+        }
+        let before = buf.filled().len();
+        let read = io!(this, s => s.poll_read(cx, buf));
+        if let (std::task::Poll::Ready(Ok(())), Some(p)) = (&read, &mut this.preface) {
+            let n = buf.filled().len() - before;
+            if n >= p.left {
+                this.preface = None;
+            } else {
+                p.left -= n;
+            }
+        }
+        read
     }
 }
 
 impl tokio::io::AsyncWrite for TrackedStream {
     fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+        io!(self.get_mut(), s => s.poll_write(cx, buf))
     }
 
     fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+        io!(self.get_mut(), s => s.poll_flush(cx))
     }
 
     fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+        io!(self.get_mut(), s => s.poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        io!(self.get_mut(), s => s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
     }
 }
 
