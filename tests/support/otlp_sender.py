@@ -5,6 +5,10 @@ Used by the OTLP receiver tests: they start a receiver on loopback and assert th
 that come out. Usage:
 
     otlp_sender.py --protocol grpc|http --endpoint 127.0.0.1:PORT [--delta] [--rounds N] [--no-rank]
+                   [--ca CA.pem [--cert CLIENT.pem --key CLIENT-KEY.pem]]
+
+With --ca the receiver is reached over TLS and its certificate checked against CA.pem; --cert and
+--key present a client certificate (for a receiver that requires one).
 
 Each round records, then flushes (one export per round); with --no-rank there is no rank
 attribute:
@@ -34,7 +38,12 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 
-def exporter(protocol, endpoint, delta):
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def exporter(protocol, endpoint, delta, ca=None, cert=None, key=None):
     temporality = {}
     if delta:
         temporality = {
@@ -48,6 +57,22 @@ def exporter(protocol, endpoint, delta):
         from grpc import Compression
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
+        if ca:
+            import grpc
+
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=read(ca),
+                private_key=read(key) if key else None,
+                certificate_chain=read(cert) if cert else None,
+            )
+            return OTLPMetricExporter(
+                endpoint=f"https://{endpoint}",
+                insecure=False,
+                credentials=credentials,
+                compression=Compression.Gzip,
+                timeout=5,
+                preferred_temporality=temporality,
+            )
         return OTLPMetricExporter(
             endpoint=f"http://{endpoint}",
             insecure=True,
@@ -58,6 +83,16 @@ def exporter(protocol, endpoint, delta):
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
+    if ca:
+        return OTLPMetricExporter(
+            endpoint=f"https://{endpoint}/v1/metrics",
+            certificate_file=ca,
+            client_certificate_file=cert,
+            client_key_file=key,
+            compression=Compression.Gzip,
+            timeout=5,
+            preferred_temporality=temporality,
+        )
     return OTLPMetricExporter(
         endpoint=f"http://{endpoint}/v1/metrics",
         compression=Compression.Gzip,
@@ -75,9 +110,14 @@ def main():
     parser.add_argument(
         "--no-rank", action="store_true", help="record without the rank attribute (a script unaware of Slurm)"
     )
+    parser.add_argument("--ca", help="PEM CA certificate: reach the receiver over TLS and check it")
+    parser.add_argument("--cert", help="PEM client certificate, with --ca and --key")
+    parser.add_argument("--key", help="PEM client key, with --cert")
     args = parser.parse_args()
+    if (args.cert or args.key) and not (args.ca and args.cert and args.key):
+        parser.error("--cert and --key go together, with --ca")
 
-    inner = exporter(args.protocol, args.endpoint, args.delta)
+    inner = exporter(args.protocol, args.endpoint, args.delta, args.ca, args.cert, args.key)
     # force_flush reports success even when the export failed, so results are recorded here.
     results = []
     export = inner.export
