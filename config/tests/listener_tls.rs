@@ -30,8 +30,7 @@ service:
         m = missing.display()
     );
     let errors = load_str_with(&yaml, "x.yaml", &no_env, &Components::builtin())
-        .err()
-        .expect("a config with unreadable certificates must not load")
+        .expect_err("a config with unreadable certificates must not load")
         .messages();
     assert_eq!(errors.len(), 2, "{errors:?}");
     for (error, path) in errors.iter().zip([
