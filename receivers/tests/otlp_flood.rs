@@ -343,13 +343,17 @@ async fn silent_half_sent_and_oversized_requests_are_cut_off_counted_and_block_n
     for mut c in half_head.into_iter().chain(silent) {
         assert!(answer(&mut c).await.is_some(), "a silent or half-sent head is cut off");
     }
+    // gRPC connections that never send the HTTP/2 preface are closed as well.
+    for mut c in grpc_silent {
+        assert!(answer(&mut c).await.is_some(), "a silent gRPC connection is cut off");
+    }
     let took = opened.elapsed();
     assert!(
         took >= Duration::from_secs(9),
         "connections were cut off early, after {took:?}"
     );
     assert!(took < Duration::from_secs(20), "connections were held for {took:?}");
-    let counted = 1 + 3 * EACH as u64;
+    let counted = 1 + 4 * EACH as u64;
     let deadline = Instant::now() + Duration::from_secs(5);
     while r.telemetry.errors() < counted && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -360,7 +364,6 @@ async fn silent_half_sent_and_oversized_requests_are_cut_off_counted_and_block_n
         "each refused request or connection counted once"
     );
 
-    drop(grpc_silent);
     assert_eq!(good_http_request(&r, 2).await, 200, "the receiver still serves");
     assert!(r.wait_for(|l| l.get("flood{sender=\"7\"}") == Some(&2.0)).await);
     assert_eq!(r.telemetry.errors(), counted);
