@@ -2,7 +2,8 @@
 //! OTLP/HTTP deliver over TLS and refuse plain-text clients; with `client_ca_file` a client
 //! without a certificate from that CA is refused in the handshake and counted as an error, and
 //! one with such a certificate is served (and still identified as the sending process); bad
-//! certificate files fail validation with the file named; clients that stay silent are cut off.
+//! certificate files fail validation with the file named; clients that stay silent are cut off,
+//! and so are peers that stop answering HTTP/2 keepalive pings.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod tls_support;
@@ -58,7 +59,6 @@ struct Server {
 
 impl Server {
     async fn start(grpc_tls: &str, http_tls: &str) -> Server {
-        let (grpc, http) = (free_port(), free_port());
         let tls = |t: &str| {
             if t.is_empty() {
                 String::new()
@@ -66,10 +66,14 @@ impl Server {
                 format!(", tls: {t}")
             }
         };
+        Server::start_with(&tls(grpc_tls), &tls(http_tls)).await
+    }
+
+    /// `grpc_keys` and `http_keys` are more keys for each protocol's flow map (`, key: value`).
+    async fn start_with(grpc_keys: &str, http_keys: &str) -> Server {
+        let (grpc, http) = (free_port(), free_port());
         let yaml = format!(
-            "protocols:\n  grpc: {{endpoint: '127.0.0.1:{grpc}'{}}}\n  http: {{endpoint: '127.0.0.1:{http}'{}}}\n",
-            tls(grpc_tls),
-            tls(http_tls)
+            "protocols:\n  grpc: {{endpoint: '127.0.0.1:{grpc}'{grpc_keys}}}\n  http: {{endpoint: '127.0.0.1:{http}'{http_keys}}}\n"
         );
         let cfg: OtlpConfig = serde_yaml_ng::from_str(&yaml).unwrap();
         assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
@@ -425,6 +429,34 @@ async fn silent_grpc_clients_are_cut_off_and_counted_while_others_are_served() {
     assert_eq!(tls.delivered("meanwhile").0, [2.0]);
     plain.stop().await;
     tls.stop().await;
+}
+
+#[tokio::test]
+async fn a_grpc_peer_that_stops_answering_keepalive_pings_is_disconnected() {
+    let s = Server::start_with(", keepalive: {server_parameters: {time: 300ms, timeout: 300ms}}", "").await;
+    // A client that sends the HTTP/2 preface and its SETTINGS, then never answers anything, as
+    // a peer that vanished would.
+    let mut gone = tokio::net::TcpStream::connect(s.grpc).await.unwrap();
+    gone.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let took = time_until_closed(gone).await;
+    assert!(
+        took < Duration::from_secs(5),
+        "an unresponsive peer was held for {took:?}"
+    );
+    // A real client answers the pings and keeps its connection through several of them.
+    let channel = Channel::from_shared(format!("http://{}", s.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = MetricsServiceClient::new(channel);
+    client.export(gauge("alive", 1.0)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    client.export(gauge("alive", 2.0)).await.unwrap();
+    assert_eq!(s.delivered("alive").0, [1.0, 2.0]);
+    s.stop().await;
 }
 
 fn sender_script() -> PathBuf {

@@ -96,6 +96,8 @@ pub struct GrpcConfig {
     pub max_recv_msg_size_mib: usize,
     /// Serve over TLS (and require client certificates with `client_ca_file`). Default off.
     pub tls: Option<ServerTlsConfig>,
+    /// HTTP/2 keepalive pings to clients, as in the Collector's `configgrpc`.
+    pub keepalive: GrpcKeepalive,
 }
 
 impl Default for GrpcConfig {
@@ -104,6 +106,38 @@ impl Default for GrpcConfig {
             endpoint: "127.0.0.1:4317".into(),
             max_recv_msg_size_mib: DEFAULT_MAX_BODY_BYTES / (1024 * 1024),
             tls: None,
+            keepalive: GrpcKeepalive::default(),
+        }
+    }
+}
+
+/// `keepalive:` of the gRPC protocol.
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcKeepalive {
+    /// When and how long to wait for pings.
+    pub server_parameters: KeepaliveServerParameters,
+}
+
+/// `keepalive.server_parameters:`: a connection is pinged after `time` without traffic and
+/// closed when the ping is not answered within `timeout`, so a client that vanished (a node
+/// that crashed, a network partition) does not hold the connection forever.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveServerParameters {
+    /// Idle time before a ping. Default 60s (the Collector leaves gRPC's 2h).
+    #[serde(deserialize_with = "nodetel_core::config::duration::deserialize")]
+    pub time: std::time::Duration,
+    /// How long a ping may go unanswered. Default 20s.
+    #[serde(deserialize_with = "nodetel_core::config::duration::deserialize")]
+    pub timeout: std::time::Duration,
+}
+
+impl Default for KeepaliveServerParameters {
+    fn default() -> Self {
+        KeepaliveServerParameters {
+            time: std::time::Duration::from_secs(60),
+            timeout: std::time::Duration::from_secs(20),
         }
     }
 }
@@ -177,6 +211,15 @@ impl Validate for OtlpConfig {
             }
             if let Some(tls) = &g.tls {
                 errors.extend(tls.validate_at("protocols.grpc.tls"));
+            }
+            let k = &g.keepalive.server_parameters;
+            for (key, d) in [("time", k.time), ("timeout", k.timeout)] {
+                if d.is_zero() {
+                    errors.push(FieldError::new(
+                        format!("protocols.grpc.keepalive.server_parameters.{key}"),
+                        "must be greater than zero; use a duration like 30s",
+                    ));
+                }
             }
         }
         if let Some(h) = &p.http {
@@ -254,6 +297,7 @@ mod tests {
                     endpoint: "0.0.0.0:4317".into(),
                     max_recv_msg_size_mib: 16,
                     tls: None,
+                    keepalive: GrpcKeepalive::default(),
                 }),
                 http: None,
             }
@@ -265,6 +309,16 @@ mod tests {
         assert!(typo.unwrap_err().to_string().contains("endpoints"));
         let c = parse(include_str!("../../testdata/otlp/invalid.yaml"));
         assert_eq!(c.validate().len(), 5, "{:?}", c.validate());
+    }
+
+    #[test]
+    fn keepalive_takes_collector_durations_and_refuses_zero() {
+        let c = parse("protocols: {grpc: {keepalive: {server_parameters: {time: 2m, timeout: 5s}}}}");
+        let k = &c.protocols.grpc.as_ref().unwrap().keepalive.server_parameters;
+        assert_eq!((k.time.as_secs(), k.timeout.as_secs()), (120, 5));
+        let c = parse("protocols: {grpc: {keepalive: {server_parameters: {time: 0s}}}}");
+        let paths: Vec<_> = c.validate().into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["protocols.grpc.keepalive.server_parameters.time"]);
     }
 
     #[test]

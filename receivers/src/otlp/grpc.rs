@@ -106,8 +106,8 @@ pub(crate) struct Timeouts {
     pub(crate) handshake: Duration,
     /// To send the HTTP/2 preface, counted from the end of the handshake (or the accept).
     pub(crate) preface: Duration,
-    /// Between HTTP/2 keepalive pings; a peer that does not answer one within `ping_timeout` is
-    /// gone (a crashed or partitioned node) and its connection is closed.
+    /// Idle time before an HTTP/2 keepalive ping; a peer that does not answer one within
+    /// `ping_timeout` is gone (a crashed or partitioned node) and its connection is closed.
     pub(crate) ping_interval: Duration,
     /// How long a ping may go unanswered.
     pub(crate) ping_timeout: Duration,

@@ -20,7 +20,8 @@
 //! - With `tls` a protocol is served over TLS, and with `tls.client_ca_file` only to clients
 //!   with a certificate from that CA; a failed handshake is counted in `errors`. A gRPC client
 //!   gets 10 s for the handshake and then 10 s to send the HTTP/2 preface; an established gRPC
-//!   connection that stops answering keepalive pings (every 60 s, 20 s to answer) is closed.
+//!   connection that stops answering keepalive pings (after 60 s idle, 20 s to answer; see
+//!   `keepalive.server_parameters`) is closed.
 //! - A protocol bound beyond loopback without `tls` is served, with a warning at start.
 
 mod attributes;
@@ -38,7 +39,10 @@ use async_trait::async_trait;
 use nodetel_core::component::{BoxError, Receiver, ReceiverContext};
 use nodetel_core::tls::ServerTlsConfig;
 
-pub use config::{DEFAULT_MAX_BODY_BYTES, GrpcConfig, HttpConfig, OtlpConfig, Protocols, ResourceToTelemetry};
+pub use config::{
+    DEFAULT_MAX_BODY_BYTES, GrpcConfig, GrpcKeepalive, HttpConfig, KeepaliveServerParameters, OtlpConfig, Protocols,
+    ResourceToTelemetry,
+};
 
 use ingest::Ingest;
 pub use translate::{Translation, Translator};
@@ -119,6 +123,11 @@ impl Receiver for OtlpReceiver {
                 g.max_recv_msg_size_mib * 1024 * 1024,
                 tls_acceptor("grpc", g.tls.as_ref(), &[b"h2"])?,
                 g.tls.is_some(),
+                grpc::Timeouts {
+                    ping_interval: g.keepalive.server_parameters.time,
+                    ping_timeout: g.keepalive.server_parameters.timeout,
+                    ..grpc::Timeouts::default()
+                },
             )),
             None => None,
         };
@@ -133,13 +142,13 @@ impl Receiver for OtlpReceiver {
         };
         let stop = cx.shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
-        if let Some((listener, max, tls, tls_on)) = grpc {
+        if let Some((listener, max, tls, tls_on, timeouts)) = grpc {
             let local = listener.local_addr()?;
             tracing::info!(endpoint = %local, tls = tls_on, "OTLP/gRPC receiver listening.");
             warn_if_exposed(&cx, "grpc", local, tls_on);
             let (ingest, stop) = (ingest.clone(), stop.clone());
             tasks.spawn(async move {
-                grpc::serve(listener, local, ingest, max, tls, grpc::Timeouts::default(), stop)
+                grpc::serve(listener, local, ingest, max, tls, timeouts, stop)
                     .await
                     .map_err(|e| BoxError::from(format!("otlp receiver gRPC server failed: {e}")))
             });
