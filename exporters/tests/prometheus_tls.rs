@@ -1,7 +1,8 @@
 //! The `prometheus` pull endpoint over TLS, on loopback with certificates made by `openssl`:
 //! served to HTTPS scrapers that trust the CA, not to plain-text ones; with `client_ca_file` only
 //! to scrapers with a client certificate from that CA (checked with reqwest and with a real
-//! Prometheus); bad files fail validation with the file named.
+//! Prometheus); `min_version: "1.3"` refuses TLS 1.2 clients; bad files fail validation with the
+//! file named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../receivers/tests/tls_support/mod.rs"]
@@ -105,6 +106,27 @@ async fn with_client_ca_file_only_scrapers_with_a_certificate_from_that_ca_are_s
         scrape(port, &certs.ca, trusted).await.unwrap(),
         "nodetel_tls_check 42\n"
     );
+}
+
+#[tokio::test]
+async fn min_version_1_3_refuses_tls_1_2_clients() {
+    let certs = tls_support::make();
+    let tls = certs.server_yaml(false).replace('}', ", min_version: '1.3'}");
+    let (port, _exporter) = serve(&tls).await;
+    let client = |max: reqwest::tls::Version| {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&Certs::read(&certs.ca)).unwrap())
+            .max_tls_version(max)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let url = format!("https://127.0.0.1:{port}/metrics");
+    let old = client(reqwest::tls::Version::TLS_1_2).get(&url).send().await;
+    assert!(old.is_err(), "a TLS 1.2 client was served: {old:?}");
+    let new = client(reqwest::tls::Version::TLS_1_3).get(&url).send().await.unwrap();
+    assert_eq!(new.text().await.unwrap(), "nodetel_tls_check 42\n");
 }
 
 #[test]
