@@ -2,7 +2,8 @@
 //!
 //! Each component owns its config struct (serde, `deny_unknown_fields`, defaults through
 //! `Default`). The config crate deserializes a section into it, calls [`Validate::validate`]
-//! (pure: no I/O) and later `build` (I/O allowed). Errors carry paths relative to the
+//! (no network and no side effects; it may read files the config names, such as TLS
+//! certificates, so that `nodetel validate` reports a bad file) and later `build`. Errors carry paths relative to the
 //! component's section; the config crate prefixes them with `receivers.<id>.` and so on.
 
 use std::any::Any;
