@@ -4,7 +4,8 @@
 Each sender scrapes the same synthetic targets (served by `nodetel-loadgen targets`) and
 remote-writes to the same counting sink (`nodetel-loadgen sink`). The sender runs on core 0, the
 targets and the sink on core 1. Per sender and load level it records samples/s delivered, CPU
-seconds per million samples (utime + stime of the sender's process), peak and steady RSS, bytes
+seconds per million samples (the CPU time of the sender's threads, in nanoseconds from
+/proc/<pid>/task/*/schedstat, checked against utime + stime of /proc/<pid>/stat), peak and steady RSS, bytes
 per sample on the wire, and whether it kept up; then it finds each sender's saturation point on
 one core. Results: a table on stdout, results.json, results.csv and chart.svg in --out.
 
@@ -321,7 +322,8 @@ def run_level(level, bins, loadgen, senders, count, series, interval, warmup, wi
 
 def saturation(bins, loadgen, senders, steps, series, quick):
     """Raises the offered load (1 s interval) until a sender stops keeping up; one refining step
-    between the last rate it sustained and the first it did not."""
+    between the last rate it sustained and the first it did not. A sender's saturation point is
+    the highest offered rate it kept up with."""
     rows, best = [], {}
     interval = 1
     for s in senders:
@@ -333,8 +335,9 @@ def saturation(bins, loadgen, senders, steps, series, quick):
             targets = None
             try:
                 targets = Targets(loadgen, count, series)
-                warm = 4 + count * series / 4e5
-                r = measure(s, bins, targets, interval, warm, 2 if quick else 3, 2, "saturation")
+                # The first scrape builds every series; the windows start once the backlog is gone.
+                warm = 6 + count * series / 2.5e5
+                r = measure(s, bins, targets, interval, warm, 2 if quick else 3, 3, "saturation")
             except (RuntimeError, SystemExit, OSError) as e:
                 log(f"saturation   {s:17} step {rate_m} M/s failed: {e}")
                 r = {"level": "saturation", "sender": s, "targets": count, "series_per_target": series,
@@ -351,7 +354,7 @@ def saturation(bins, loadgen, senders, steps, series, quick):
         for rate_m in steps:
             r = attempt(rate_m)
             if r["kept_up"]:
-                passed = r["delivered_samples_per_s"]
+                passed = r["offered_samples_per_s"]
             else:
                 failed = rate_m
                 break
@@ -360,7 +363,7 @@ def saturation(bins, loadgen, senders, steps, series, quick):
             mid = round((last_ok * failed) ** 0.5, 2)
             r = attempt(mid)
             if r["kept_up"]:
-                passed = max(passed, r["delivered_samples_per_s"])
+                passed = max(passed, r["offered_samples_per_s"])
         best[s] = {"sustained_samples_per_s": passed,
                    "highest_delivered_samples_per_s": max(r["delivered_samples_per_s"] for r in tried),
                    "capped_by_harness": failed is None}
@@ -458,7 +461,12 @@ def svg_chart(path, rows, best, title):
          f'<text x="{gap}" y="20" font-size="14" font-weight="bold">{title}</text>']
     for p, (ptitle, groups, fmt) in enumerate(panels):
         x0, y0 = gap + p * (pw + gap), 50
-        top = max([v for _, vals in groups for v in vals if v == v and v != float("inf")] + [1e-9])
+        finite = sorted(v for _, vals in groups for v in vals if v == v and v != float("inf") and v > 0)
+        top = max(finite + [1e-9])
+        # One sender far off the others (the Prometheus agent's RSS) would flatten every other
+        # bar: clip at three times the median and mark the clipped bars.
+        if finite and top > 3 * finite[len(finite) // 2] * 1.5:
+            top = 3 * finite[len(finite) // 2]
         e.append(f'<text x="{x0}" y="{y0 - 8}" font-weight="bold">{ptitle}</text>')
         e.append(f'<line x1="{x0}" y1="{y0 + ph - 40}" x2="{x0 + pw}" y2="{y0 + ph - 40}" stroke="#444"/>')
         gw = pw / max(1, len(groups))
@@ -467,12 +475,15 @@ def svg_chart(path, rows, best, title):
             gx = x0 + g * gw + 8
             for i, v in enumerate(vals):
                 v = v if v == v and v != float("inf") else 0
-                h = (ph - 60) * v / top
+                h = (ph - 60) * min(v, top) / top
                 x, y = gx + i * bw, y0 + ph - 40 - h
                 e.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
                          f'fill="{COLORS.get(senders[i], "#999")}"/>')
                 e.append(f'<text x="{x + (bw - 2) / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle" '
                          f'font-size="9">{fmt.format(v)}</text>')
+                if v > top:
+                    e.append(f'<path d="M{x - 1:.1f},{y + 14:.1f} l{bw:.1f},-6 m0,6 l-{bw:.1f},6" stroke="white" '
+                             f'stroke-width="2"/>')
             e.append(f'<text x="{gx + (gw - 16) / 2:.1f}" y="{y0 + ph - 26}" text-anchor="middle">{label}</text>')
     for i, s in enumerate(senders):
         x = gap + i * 170
@@ -501,8 +512,11 @@ def versions(bins):
             return (out.stdout or out.stderr).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "unknown"
-    return {"nodetel": first_line([bins["nodetel"], "--version"]),
-            "vmagent": first_line([bins["vmagent"], "-version"]),
+    # Debian's vmagent prints nothing for -version; the package version says the same.
+    vm = first_line([bins["vmagent"], "-version"])
+    if vm == "unknown":
+        vm = first_line(["dpkg-query", "-W", "-f=victoria-metrics ${Version}\n", "victoria-metrics"])
+    return {"nodetel": first_line([bins["nodetel"], "--version"]), "vmagent": vm,
             "prometheus": first_line([bins["prometheus"], "--version"])}
 
 
@@ -532,7 +546,7 @@ def load_scenario(args, bins, loadgen):
                               3 if q else 4, 5)
         best = {}
         if "saturation" in levels:
-            steps = [0.25, 0.5, 1.0, 2.0, 3.0]
+            steps = [0.1, 0.25, 0.5, 1.0, 2.0, 3.0]
             sat_rows, best = saturation(bins, loadgen, senders, steps, 10000 - SYNTHETIC, q)
             rows += sat_rows
     finally:
