@@ -6,19 +6,15 @@
 //! and so are peers that stop answering HTTP/2 keepalive pings.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod otlp_support;
 mod tls_support;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nodetel_core::config::{BuildContext, ReceiverConfig, Validate};
-use nodetel_core::runtime::{ExporterSpec, PipelineSpec, ReceiverSpec, RunningTopology, RuntimeSettings, Topology};
-use nodetel_core::telemetry::{ComponentTelemetry, Registry};
-use nodetel_core::{Batch, ComponentId, ComponentKind};
+use nodetel_core::config::Validate;
 use nodetel_receivers::otlp::OtlpConfig;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -26,35 +22,20 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use opentelemetry_proto::tonic::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
 use prost::Message;
+use otlp_support::{Running, free_port};
 use tls_support::Certs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-struct Capture(Arc<Mutex<Vec<Arc<Batch>>>>);
-
-#[async_trait::async_trait]
-impl nodetel_core::Exporter for Capture {
-    async fn export(&mut self, batch: Arc<Batch>) -> Result<(), nodetel_core::ExportError> {
-        self.0.lock().unwrap().push(batch);
-        Ok(())
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A receiver in a real pipeline; `grpc_tls` and `http_tls` are `tls:` flow maps or empty.
-struct Server {
-    grpc: SocketAddr,
-    http: SocketAddr,
-    seen: Arc<Mutex<Vec<Arc<Batch>>>>,
-    telemetry: Arc<ComponentTelemetry>,
-    running: RunningTopology,
+struct Server(Running);
+
+impl std::ops::Deref for Server {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.0
+    }
 }
 
 impl Server {
@@ -75,52 +56,8 @@ impl Server {
         let yaml = format!(
             "protocols:\n  grpc: {{endpoint: '127.0.0.1:{grpc}'{grpc_keys}}}\n  http: {{endpoint: '127.0.0.1:{http}'{http_keys}}}\n"
         );
-        let cfg: OtlpConfig = serde_yaml_ng::from_str(&yaml).unwrap();
-        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
-        let id = ComponentId::parse("otlp").unwrap();
-        let registry = Registry::new();
-        let cx = BuildContext {
-            id: id.clone(),
-            hostname: "h1".into(),
-            registry: Arc::new(Registry::new()),
-            extensions: Arc::new(BTreeMap::new()),
-        };
-        let seen: Arc<Mutex<Vec<Arc<Batch>>>> = Arc::default();
-        let capture = seen.clone();
-        let topology = Topology {
-            receivers: vec![ReceiverSpec {
-                id: id.clone(),
-                factory: Arc::new(move || cfg.build(&cx)),
-                pipelines: vec![0],
-            }],
-            pipelines: vec![PipelineSpec {
-                name: "metrics".into(),
-                processors: vec![],
-                exporters: vec![0],
-            }],
-            exporters: vec![ExporterSpec {
-                id: ComponentId::parse("debug").unwrap(),
-                factory: Arc::new(move || Ok(Box::new(Capture(capture.clone())) as Box<dyn nodetel_core::Exporter>)),
-            }],
-            settings: RuntimeSettings::default(),
-        };
-        let running = topology.start(&registry).await.unwrap();
-        let telemetry = registry.component(&id, ComponentKind::Receiver);
-        let s = Server {
-            grpc: format!("127.0.0.1:{grpc}").parse().unwrap(),
-            http: format!("127.0.0.1:{http}").parse().unwrap(),
-            seen,
-            telemetry,
-            running,
-        };
-        // Listening is checked without connecting: a probe would be a failed handshake.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for addr in [s.grpc, s.http] {
-            while std::net::TcpListener::bind(addr).is_ok() {
-                assert!(Instant::now() < deadline, "the receiver never listened on {addr}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        let s = Server(Running::from_section(grpc, http, &yaml).await);
+        s.wait_bound().await;
         s
     }
 
@@ -152,7 +89,7 @@ impl Server {
     }
 
     async fn stop(self) {
-        self.running.shutdown(Duration::from_secs(5)).await.unwrap();
+        self.0.stop().await;
     }
 }
 

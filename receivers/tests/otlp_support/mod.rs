@@ -48,7 +48,17 @@ impl Running {
         let yaml = format!(
             "protocols:\n  grpc: {{endpoint: '127.0.0.1:{grpc}'}}\n  http: {{endpoint: '127.0.0.1:{http}', max_request_body_size: 65536}}\n{extra}"
         );
-        let cfg: OtlpConfig = serde_yaml_ng::from_str(&yaml).unwrap();
+        let r = Running::from_section(grpc, http, &yaml).await;
+        r.wait_listening().await;
+        r
+    }
+
+    /// Starts a receiver from its whole YAML section, which must listen on `grpc` and `http`;
+    /// does not wait for it to listen.
+    pub async fn from_section(grpc: u16, http: u16, yaml: &str) -> Running {
+        let cfg: OtlpConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        let problems = nodetel_core::config::Validate::validate(&cfg);
+        assert!(problems.is_empty(), "{problems:?}");
         let id = ComponentId::parse("otlp").unwrap();
         let registry = Registry::new();
         let cx = BuildContext {
@@ -78,15 +88,25 @@ impl Running {
         };
         let running = topology.start(&registry).await.unwrap();
         let telemetry = registry.component(&id, ComponentKind::Receiver);
-        let r = Running {
+        Running {
             grpc: format!("127.0.0.1:{grpc}").parse().unwrap(),
             http: format!("127.0.0.1:{http}").parse().unwrap(),
             seen,
             telemetry,
             running,
-        };
-        r.wait_listening().await;
-        r
+        }
+    }
+
+    /// Waits until both ports are taken, without connecting (over TLS a probe would count as
+    /// a failed handshake).
+    pub async fn wait_bound(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for addr in [self.grpc, self.http] {
+            while std::net::TcpListener::bind(addr).is_ok() {
+                assert!(Instant::now() < deadline, "the receiver never listened on {addr}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
     }
 
     async fn wait_listening(&self) {
