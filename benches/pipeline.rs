@@ -8,10 +8,14 @@
 //! `/proc/thread-self/schedstat`, wall time where that is unavailable), so a busy shared machine
 //! slows the run but not the numbers. The pipeline's rate per CPU-second is printed as well.
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::{measure, thread_cpu_time};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -28,28 +32,6 @@ use nodetel_receivers::prometheus::relabel::{Action, LabelMap, RelabelConfig, Re
 /// Samples per remote write request (the default `max_samples_per_send`).
 const PER_REQUEST: usize = 2000;
 const URL: &str = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write";
-
-/// CPU time this thread has run, if the kernel tells.
-fn thread_cpu_time() -> Option<Duration> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
-}
-
-/// Runs `f` `iters` times (repeated until 100 ms have passed) and returns the CPU time per round.
-fn measure(iters: u64, mut f: impl FnMut()) -> Duration {
-    let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
-    let mut rounds = 0u32;
-    while rounds == 0 || wall0.elapsed() < Duration::from_millis(100) {
-        for _ in 0..iters {
-            f();
-        }
-        rounds += 1;
-    }
-    match (cpu0, thread_cpu_time()) {
-        (Some(a), Some(b)) if b > a => b.saturating_sub(a) / rounds,
-        _ => wall0.elapsed() / rounds,
-    }
-}
 
 /// A 10,000-series body: 8 GPUs' dcgm-exporter series, a large node's CPU and device series, and
 /// request-latency histograms.

@@ -6,9 +6,12 @@
 //! where that is unavailable), so a busy shared machine slows the run but not the numbers.
 //! Run with `cargo bench --bench scrape -- --sample-size 20` for a quicker pass.
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::measure;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use nodetel_core::Batch;
@@ -17,31 +20,6 @@ use nodetel_receivers::prometheus::process::{SeriesProcessor, SeriesSettings};
 use nodetel_receivers::prometheus::relabel::{Action, RelabelConfig, Relabeler};
 
 const BODY: &[u8] = include_bytes!("../receivers/testdata/prometheus/node_dcgm.txt");
-
-/// CPU time this thread has run, if the kernel tells.
-fn thread_cpu_time() -> Option<Duration> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok().map(Duration::from_nanos)
-}
-
-/// Runs `f` `iters` times and returns the CPU time that took (wall time as a fallback).
-///
-/// The kernel updates a thread's CPU time at scheduler ticks, so the `iters` runs are repeated
-/// until at least 100 ms have passed and the CPU time is divided by the number of rounds.
-fn measure(iters: u64, mut f: impl FnMut()) -> Duration {
-    let (cpu0, wall0) = (thread_cpu_time(), Instant::now());
-    let mut rounds = 0u32;
-    while rounds == 0 || wall0.elapsed() < Duration::from_millis(100) {
-        for _ in 0..iters {
-            f();
-        }
-        rounds += 1;
-    }
-    match (cpu0, thread_cpu_time()) {
-        (Some(a), Some(b)) if b > a => b.saturating_sub(a) / rounds,
-        _ => wall0.elapsed() / rounds,
-    }
-}
 
 fn series_count() -> u64 {
     Parser::new(BODY, Format::Text)
