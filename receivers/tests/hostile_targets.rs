@@ -7,6 +7,9 @@
 //! `/proc/self/clear_refs`), so the tests of this file run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod gzip_bomb;
+
+use gzip_bomb::gzip_bomb;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -247,39 +250,6 @@ async fn endless_bodies_and_endless_lines_stop_at_body_size_limit() {
         let written = s.written(path);
         assert!(written < 32 * MIB, "{path}: the target wrote {} MiB", written / MIB);
     }
-}
-
-/// A gzip body of `mib` MiB of zeros, about 1,000 times smaller: one deflate block for 1 MiB of
-/// zeros, repeated (each decodes against a window of zeros). The trailer's CRC is not computed;
-/// a reader that honours its limit never gets there.
-fn gzip_bomb(mib: usize) -> Vec<u8> {
-    use flate2::{Compress, Compression, FlushCompress};
-    let zeros = vec![0u8; 1 << 20];
-    let mut deflate = Compress::new(Compression::best(), false);
-    let mut block = |input: &[u8], flush| {
-        let mut out = Vec::with_capacity(1 << 16);
-        let start = deflate.total_in();
-        loop {
-            let consumed = (deflate.total_in() - start) as usize;
-            deflate.compress_vec(&input[consumed..], &mut out, flush).unwrap();
-            if (deflate.total_in() - start) as usize == input.len() && out.len() < out.capacity() {
-                return out;
-            }
-            out.reserve(1 << 16);
-        }
-    };
-    let first = block(&zeros, FlushCompress::Sync);
-    let repeat = block(&zeros, FlushCompress::Sync);
-    let last = block(&[], FlushCompress::Finish);
-    let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    gz.extend_from_slice(&first);
-    for _ in 1..mib {
-        gz.extend_from_slice(&repeat);
-    }
-    gz.extend_from_slice(&last);
-    gz.extend_from_slice(&[0; 4]);
-    gz.extend_from_slice(&((mib as u32) << 20).to_le_bytes());
-    gz
 }
 
 #[test]
