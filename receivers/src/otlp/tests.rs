@@ -351,6 +351,19 @@ fn delta_sums_and_histograms_accumulate_per_series() {
     assert_eq!(out.rejected, 1);
     assert!(out.batch.series.is_empty());
     assert!(out.error.unwrap().contains("not newer"));
+    // A newer point whose window starts before the series began comes from an older stream.
+    let mut older = delta(T0 + 3 * SEC, "0", 100.0);
+    if let Some(Data::Sum(s)) = older.data.as_mut() {
+        s.data_points[0].start_time_unix_nano = T0 - SEC;
+    }
+    let out = t.translate(&request(vec![], vec![older]), 0);
+    assert_eq!(out.rejected, 1);
+    assert!(out.error.unwrap().contains("older stream"));
+    assert_eq!(
+        values(&mut t, vec![delta(T0 + 4 * SEC, "0", 2.0)]),
+        ["tokens_total{0} 10"],
+        "the refused points were not added"
+    );
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! - Histograms become `_bucket{le}` (cumulative, with `+Inf`), `_sum` and `_count`; summaries
 //!   become `{quantile}` series plus `_sum` and `_count`.
 //! - Delta sums and delta histograms are accumulated per series into cumulative values (the
-//!   Collector's exporter drops them instead). A delta point older than the last one is rejected.
+//!   Collector's exporter drops them instead). A delta point not newer than the last one, or
+//!   starting before its series began, is rejected.
 //! - Exponential histograms are rejected and counted: the flat series model has no native
 //!   histograms, and converting them to classic buckets would change the `le` set whenever the
 //!   SDK rescales. The sender learns it from the OTLP partial-success response.
@@ -123,6 +124,8 @@ struct MetricEntry {
 
 /// Accumulated values of a delta series.
 struct Accumulated {
+    /// Start time of the first point: the cumulative series' start.
+    start_ns: u64,
     last_time_ns: u64,
     values: Vec<f64>,
 }
@@ -502,9 +505,9 @@ impl Translator {
         };
         let stale = p.flags & FLAG_NO_RECORDED_VALUE != 0;
         if delta && !stale {
-            match accumulate(&mut entry.delta, p.time_unix_nano, &[value]) {
-                Some(v) => value = v[0],
-                None => return out.reject(1, || out_of_order(&cx.metric.name)),
+            match accumulate(&mut entry.delta, p.start_time_unix_nano, p.time_unix_nano, &[value]) {
+                Ok(v) => value = v.first().copied().unwrap_or(value),
+                Err(why) => return out.reject(1, || refused_delta(&cx.metric.name, why)),
             }
         }
         let v = if stale { stale_nan() } else { value };
@@ -558,9 +561,9 @@ impl Translator {
         values.push(p.sum.unwrap_or(0.0));
         values.push(p.count as f64);
         if delta {
-            match accumulate(&mut entry.delta, p.time_unix_nano, &values) {
-                Some(v) => values.copy_from_slice(v),
-                None => return out.reject(1, || out_of_order(&cx.metric.name)),
+            match accumulate(&mut entry.delta, p.start_time_unix_nano, p.time_unix_nano, &values) {
+                Ok(v) => values.copy_from_slice(v),
+                Err(why) => return out.reject(1, || refused_delta(&cx.metric.name, why)),
             }
         }
         let mut cumulative = 0.0;
@@ -653,11 +656,23 @@ fn out_of_order(metric: &str) -> String {
 }
 
 /// Adds a delta point to its series' running values; `None` when it is not newer than the last.
-fn accumulate<'a>(state: &'a mut Option<Accumulated>, time_ns: u64, values: &[f64]) -> Option<&'a [f64]> {
+/// Adds a delta point to its series' running total, as the Collector's `deltatocumulative`
+/// does: a point that starts before the series began belongs to an older stream (a sender that
+/// restarted, a late retry) and one not newer than the last is out of order; both are refused so
+/// nothing is counted twice.
+fn accumulate<'a>(
+    state: &'a mut Option<Accumulated>,
+    start_ns: u64,
+    time_ns: u64,
+    values: &[f64],
+) -> Result<&'a [f64], DeltaRefusal> {
     match state {
         Some(acc) if acc.values.len() == values.len() => {
+            if start_ns != 0 && acc.start_ns != 0 && start_ns < acc.start_ns {
+                return Err(DeltaRefusal::OlderStart);
+            }
             if time_ns <= acc.last_time_ns {
-                return None;
+                return Err(DeltaRefusal::OutOfOrder);
             }
             acc.last_time_ns = time_ns;
             for (a, v) in acc.values.iter_mut().zip(values) {
@@ -666,12 +681,29 @@ fn accumulate<'a>(state: &'a mut Option<Accumulated>, time_ns: u64, values: &[f6
         }
         _ => {
             *state = Some(Accumulated {
+                start_ns,
                 last_time_ns: time_ns,
                 values: values.to_vec(),
             });
         }
     }
-    state.as_ref().map(|a| &a.values[..])
+    Ok(state.as_ref().map_or(&[][..], |a| &a.values[..]))
+}
+
+/// Why a delta point was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeltaRefusal {
+    OlderStart,
+    OutOfOrder,
+}
+
+fn refused_delta(metric: &str, why: DeltaRefusal) -> String {
+    match why {
+        DeltaRefusal::OutOfOrder => out_of_order(metric),
+        DeltaRefusal::OlderStart => {
+            format!("metric {metric:?}: a delta point starts before its series began (an older stream); dropped")
+        }
+    }
 }
 
 /// Attributes as sanitised label pairs. Keys that collide after sanitising have their values
