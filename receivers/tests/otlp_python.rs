@@ -6,25 +6,9 @@
 mod otlp_support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 
-use otlp_support::Running;
-
-fn sender_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/otlp_sender.py")
-}
-
-/// Whether `python3` on PATH has the SDK; the test suite's venv provides it (scripts/test).
-fn python_has_sdk() -> bool {
-    let probe = Command::new("python3")
-        .args([
-            "-c",
-            "import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http",
-        ])
-        .output();
-    matches!(probe, Ok(o) if o.status.success())
-}
+use otlp_support::{Running, python_has_sdk, sender_script};
 
 macro_rules! require_python_sdk {
     () => {

@@ -10,7 +10,7 @@ mod otlp_support;
 mod tls_support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use opentelemetry_proto::tonic::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
-use otlp_support::{Running, free_port};
+use otlp_support::{Running, free_port, python_has_sdk, sender_script};
 use prost::Message;
 use tls_support::Certs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -394,20 +394,6 @@ async fn a_grpc_peer_that_stops_answering_keepalive_pings_is_disconnected() {
     client.export(gauge("alive", 2.0)).await.unwrap();
     assert_eq!(s.delivered("alive").0, [1.0, 2.0]);
     s.stop().await;
-}
-
-fn sender_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/otlp_sender.py")
-}
-
-fn python_has_sdk() -> bool {
-    let probe = Command::new("python3")
-        .args([
-            "-c",
-            "import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http",
-        ])
-        .output();
-    matches!(probe, Ok(o) if o.status.success())
 }
 
 /// Runs the Python SDK sender over TLS; its pid, or its output when it failed.

@@ -23,6 +23,22 @@ impl nodetel_core::Exporter for Capture {
     }
 }
 
+/// The OpenTelemetry Python SDK sender the end-to-end tests run.
+pub fn sender_script() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/otlp_sender.py")
+}
+
+/// Whether `python3` on PATH has the SDK; the test suite's venv provides it (scripts/test).
+pub fn python_has_sdk() -> bool {
+    let probe = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http",
+        ])
+        .output();
+    matches!(probe, Ok(o) if o.status.success())
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
