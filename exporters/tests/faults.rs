@@ -18,7 +18,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use faults_support::sigv4::StrictAuth;
 use faults_support::*;
 use nodetel_core::component::Exporter;
-use nodetel_exporters::remote_write::{DropReason, RemoteWriteExporter, Signer};
+use nodetel_exporters::remote_write::{DropReason, RemoteWriteConfig, RemoteWriteExporter, Signer};
 
 const NAME: &str = "fault_counter";
 const ACCESS: &str = "AKIDFAULTS";
@@ -37,6 +37,20 @@ async fn push(exp: &mut RemoteWriteExporter, src: &mut Source, scrapes: usize) {
     for _ in 0..scrapes {
         exp.export(Arc::new(src.next_batch())).await.unwrap();
     }
+}
+
+/// One scrape every 100 ms, `scrapes` times: a run that spans credential lifetimes.
+async fn push_paced(exp: &mut RemoteWriteExporter, src: &mut Source, scrapes: usize) {
+    for _ in 0..scrapes {
+        push(exp, src, 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One shard, so requests reach the sink in the order they were made.
+fn one_shard(cfg: &mut RemoteWriteConfig) {
+    cfg.shards.min = Some(1);
+    cfg.shards.max = Some(1);
 }
 
 fn tally(sink: &Sink) -> Tally {
@@ -184,8 +198,7 @@ async fn a_429_storm_with_retry_after_waits_as_long_as_told() {
         }
     });
     let mut cfg = config(&sink.url());
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "429-ra", None);
     let mut src = Source::new(10);
     push(&mut exp, &mut src, 3).await;
@@ -221,8 +234,7 @@ async fn a_429_storm_without_retry_after_backs_off_exponentially() {
         }
     });
     let mut cfg = config(&sink.url());
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     cfg.retry_on_failure.initial_interval = Duration::from_millis(20);
     cfg.retry_on_failure.multiplier = 2.0;
     cfg.retry_on_failure.max_interval = Duration::from_secs(1);
@@ -317,8 +329,7 @@ async fn a_413_splits_the_request_in_halves_down_to_one_series() {
     let sink = Sink::start().await;
     sink.set_policy(picky);
     let mut cfg = config(&sink.url());
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "413", None);
     let mut src = Source::new(25);
     let mut huge = Source::with_name(1, "fault_huge", &"x".repeat(4000));
@@ -358,8 +369,7 @@ async fn a_413_while_replaying_the_disk_queue_splits_too() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&sink.url());
     cfg.queue.directory = Some(dir.path().to_path_buf());
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "413-disk", None);
     let mut src = Source::new(25);
     push(&mut exp, &mut src, 10).await;
@@ -391,8 +401,7 @@ async fn a_slow_endpoint_times_out_and_every_duplicate_is_explained() {
     });
     let mut cfg = config(&sink.url());
     cfg.timeout = Duration::from_millis(800);
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "slow", None);
     let mut src = Source::new(10);
     push(&mut exp, &mut src, 20).await;
@@ -502,8 +511,7 @@ async fn an_exhausted_disk_queue_budget_drops_the_oldest_and_counts_them_exactly
     let mut cfg = config(&sink.url());
     cfg.queue.directory = Some(dir.path().to_path_buf());
     cfg.queue.max_size_bytes = 3 << 20;
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "budget", None);
     let m = exp.metrics().clone();
     let watch = Watch::start(m.clone());
@@ -591,8 +599,7 @@ async fn a_full_filesystem_loses_only_what_it_counts_and_recovers_when_space_ret
     sink.go_down().await;
     let mut cfg = config(&sink.url());
     cfg.queue.directory = Some(fs.0.join("queue"));
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "enospc", None);
     let m = exp.metrics().clone();
     let mut src = Source::with_random_pad(200, NAME, 200);
@@ -657,8 +664,7 @@ async fn sigv4_clock_skew_is_named_in_the_log_counted_and_recovers_with_the_cloc
     auth.clock_offset_secs = 600;
     sink.set_auth(Some(auth));
     let mut cfg = config(&sink.url());
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "skew", Some(signer()));
     let mut src = Source::new(10);
     push(&mut exp, &mut src, 3).await;
@@ -748,14 +754,10 @@ async fn sigv4_credentials_are_refreshed_before_they_expire_mid_run() {
     sink.set_auth(Some(two_keys(Duration::from_millis(1800))));
     let (signer, calls) = rotating(SystemTime::now() + Duration::from_millis(301_500));
     let mut cfg = config(&sink.url());
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "refresh", Some(signer));
     let mut src = Source::new(10);
-    for _ in 0..30 {
-        push(&mut exp, &mut src, 1).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    push_paced(&mut exp, &mut src, 30).await;
     exp.shutdown().await.unwrap();
 
     let seen = sink.seen();
@@ -778,14 +780,10 @@ async fn sigv4_an_expired_token_answer_loads_fresh_credentials_and_retries() {
     sink.set_auth(Some(two_keys(Duration::from_millis(800))));
     let (signer, calls) = rotating(SystemTime::now() + Duration::from_secs(3600));
     let mut cfg = config(&sink.url());
-    cfg.shards.min = Some(1);
-    cfg.shards.max = Some(1);
+    one_shard(&mut cfg);
     let mut exp = exporter(&cfg, "expired", Some(signer));
     let mut src = Source::new(10);
-    for _ in 0..15 {
-        push(&mut exp, &mut src, 1).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    push_paced(&mut exp, &mut src, 15).await;
     exp.shutdown().await.unwrap();
 
     tally(&sink).assert_exact(&src);
